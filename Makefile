@@ -1,0 +1,32 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Both set up
+# .venv from scratch when it is missing (CPU torch first, then the rest).
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+SODL   := $(VENV)/bin/sodl
+STAMP  := $(VENV)/.sodl-installed
+TORCH  ?= torch==2.13.0
+
+.PHONY: demo test unit check build clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check $(TORCH)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(SODL) demo
+
+test: unit check
+
+unit: $(STAMP)
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q
+
+check: $(STAMP)
+	OMP_NUM_THREADS=1 $(SODL) check --all
+
+build: $(STAMP)
+	$(SODL) build --all
+
+clean:
+	rm -rf dist grades build *.egg-info

@@ -1,0 +1,116 @@
+"""``sodl check``: prove a week's tests tell right from wrong.
+
+The answer key must score full marks, the blank student notebook zero,
+and every mutant must lose points on its question.
+"""
+from __future__ import annotations
+
+import queue
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from autograder.build import BuiltWeek, prepare
+from autograder.course import Week
+from autograder.grade import grade_cells
+from autograder.notebooks import grading_cells
+
+MIN_MUTANTS = 2
+
+
+@dataclass
+class CheckLine:
+    """One verdict of ``sodl check``.
+
+    Attributes:
+        week: week name.
+        subject: "solution", "blank" or "<question>/<mutant>".
+        expected: what had to happen, in words.
+        score: the score obtained.
+        max_score: the maximum for that subject.
+        ok: whether the expectation held.
+        detail: why not, when it did not.
+    """
+
+    week: str
+    subject: str
+    expected: str
+    score: float
+    max_score: float
+    ok: bool
+    detail: str = ""
+
+
+@dataclass
+class WeekCheck:
+    """All verdicts for one week, and how long grading the solution took."""
+
+    week: str
+    lines: list[CheckLine] = field(default_factory=list)
+    solution_seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.lines) and all(line.ok for line in self.lines)
+
+
+def check_week(week: Week, jobs: int = 2) -> WeekCheck:
+    built: BuiltWeek = prepare(week)
+    packaged = built.packaged
+    a = packaged.assignment
+    key_cells = grading_cells(built.key)
+    blank_cells = grading_cells(built.student)
+    report = WeekCheck(week.name)
+
+    slots: queue.Queue = queue.Queue()
+    for s in range(max(1, jobs)):
+        slots.put(s)
+
+    def run(cells, extra=None, only=None):
+        slot = slots.get()
+        try:
+            return grade_cells(packaged, cells, week.name, slot=slot, extra_cells=extra, only=only)
+        finally:
+            slots.put(slot)
+
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        sol_f = pool.submit(run, key_cells)
+        blank_f = pool.submit(run, blank_cells)
+        mut_f = [(m, pool.submit(run, key_cells, [m.code], {m.question})) for m in built.mutants]
+        sol = sol_f.result()
+        report.solution_seconds = sol.execution_time
+        failing = [f"{q.question.name}: {next((o.message for o in q.outcomes if not o.passed), q.note)}"
+                   for q in sol.questions if q.score < q.max_score - 1e-9]
+        report.lines.append(CheckLine(week.name, "solution", "full marks", sol.score, sol.max_score,
+                                      abs(sol.score - sol.max_score) < 1e-9 and not failing,
+                                      "; ".join(failing + sol.messages)[:600]))
+        blank = blank_f.result()
+        passing = [q.question.name for q in blank.questions if q.score > 0]
+        report.lines.append(CheckLine(week.name, "blank", "zero", blank.score, blank.max_score,
+                                      blank.score == 0, f"points on {', '.join(passing)}" if passing else ""))
+        for m, fut in mut_f:
+            res = fut.result()
+            q = next(q for q in res.questions if q.question.name == m.question)
+            report.lines.append(CheckLine(week.name, f"{m.question}/{m.name}", "loses points", q.score,
+                                          q.max_score, q.score < q.max_score - 1e-9,
+                                          "" if q.score < q.max_score - 1e-9 else "every test still passes"))
+    for q in a.questions:
+        n = sum(1 for m in built.mutants if m.question == q.name)
+        if n < MIN_MUTANTS:
+            report.lines.append(CheckLine(week.name, f"{q.name}/*", f">= {MIN_MUTANTS} mutants", n, MIN_MUTANTS,
+                                          False, f"only {n} mutant(s) in mutants.yml"))
+    return report
+
+
+def format_table(checks: list[WeekCheck]) -> str:
+    rows = [("week", "subject", "expected", "score", "verdict")]
+    for c in checks:
+        for line in c.lines:
+            verdict = "ok" if line.ok else f"FAIL {line.detail}"
+            rows.append((line.week, line.subject, line.expected, f"{line.score:g}/{line.max_score:g}", verdict))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    out = []
+    for r in rows:
+        out.append("  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4])
+    return "\n".join(out)

@@ -1,0 +1,158 @@
+"""The ``sodl`` command line: argument parsing and printing only.
+
+The work is done by functions in ``build``, ``grade``, ``check`` and
+``gradescope_env`` that tests call directly.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from autograder import course
+
+
+def _weeks(args):
+    root = course.find_root()
+    return root, course.select(root, args.weeks, args.all)
+
+
+def cmd_list(args) -> int:
+    root = course.find_root()
+    items = []
+    for w in course.weeks(root):
+        master, config = w.load()
+        items.append({"week": w.name, "title": config.title, "master": str(w.master_path.relative_to(root)),
+                      "questions": [{"name": q.name, "points": q.points} for q in master.questions]})
+    if args.json:
+        print(json.dumps(items, indent=1))
+    else:
+        for it in items:
+            qs = ", ".join(f"{q['name']} ({q['points']:g})" for q in it["questions"])
+            print(f"{it['week']}  {it['title']}\n        {it['master']}\n        {qs}")
+    return 0
+
+
+def cmd_build(args) -> int:
+    from autograder.build import build_week
+    from autograder.gradescope_env import build_wheel
+
+    root, weeks = _weeks(args)
+    out = Path(args.out)
+    wheel = build_wheel(out / "_wheel")
+    for w in weeks:
+        t0 = time.monotonic()
+        paths = build_week(w, out, wheel, execute=not args.no_execute)
+        print(f"{w.name}: {paths['zip']}  ({time.monotonic() - t0:.1f} s)")
+    return 0
+
+
+def cmd_grade(args) -> int:
+    from autograder.grade import grade_batch
+
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            print("sodl grade: --device cuda asked for, but no CUDA GPU is visible to torch", file=sys.stderr)
+            return 2
+    os.environ["SODL_DEVICE"] = args.device
+    subs = [Path(s) for s in args.submissions]
+    missing = [str(s) for s in subs if not s.exists()]
+    if missing:
+        print(f"sodl grade: not found: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    book = grade_batch(Path(args.zip), subs, Path(args.out), jobs=args.jobs or os.cpu_count() or 1,
+                       question_timeout=args.timeout, regrade=args.regrade)
+    print(book.read_text(), end="")
+    print(f"gradebook: {book}")
+    return 0
+
+
+def cmd_gradescope(args) -> int:
+    from autograder.gradescope_env import reproduce
+
+    path = reproduce(Path(args.zip), Path(args.submission), Path(args.root), setup=args.setup,
+                     wheelhouse=Path(args.wheelhouse) if args.wheelhouse else None)
+    print(path)
+    return 0 if path.exists() else 1
+
+
+def cmd_check(args) -> int:
+    from autograder.check import check_week, format_table
+
+    _, weeks = _weeks(args)
+    checks = []
+    for w in weeks:
+        t0 = time.monotonic()
+        c = check_week(w, jobs=args.jobs)
+        checks.append(c)
+        print(f"{w.name}: {'ok' if c.ok else 'FAILED'} ({time.monotonic() - t0:.1f} s; grading the solution "
+              f"took {c.solution_seconds:.1f} s)", flush=True)
+    print(format_table(checks))
+    return 0 if checks and all(c.ok for c in checks) else 1
+
+
+def cmd_demo(args) -> int:
+    from autograder.demo import run_demo
+
+    return run_demo(course.find_root(), Path(args.out), execute=args.execute)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="sodl", description="Build and grade the Science of Deep Learning course.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    s = sub.add_parser("list", help="weeks with title, master notebook and questions")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_list)
+
+    for name, helptext in (("build", "student notebook, answer key, samples and Gradescope zip"),
+                           ("check", "prove the tests tell right from wrong (solution, blank, mutants)")):
+        s = sub.add_parser(name, help=helptext)
+        s.add_argument("weeks", nargs="*", metavar="WEEK")
+        s.add_argument("--all", action="store_true")
+        if name == "build":
+            s.add_argument("--out", default="dist")
+            s.add_argument("--no-execute", action="store_true", help="do not execute the answer key")
+            s.set_defaults(func=cmd_build)
+        else:
+            s.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+            s.set_defaults(func=cmd_check)
+
+    s = sub.add_parser("grade", help="grade submissions with a zip; writes results.json and gradebook.csv")
+    s.add_argument("--zip", required=True)
+    s.add_argument("submissions", nargs="+", metavar="SUBMISSION")
+    s.add_argument("--out", default="grades")
+    s.add_argument("--jobs", type=int, default=None)
+    s.add_argument("--timeout", type=float, default=None, help="seconds per question (default from the zip)")
+    s.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    s.add_argument("--regrade", action="store_true", help="grade again what is already graded")
+    s.set_defaults(func=cmd_grade)
+
+    s = sub.add_parser("gradescope", help="run a zip in a reproduction of Gradescope's /autograder layout")
+    s.add_argument("--zip", required=True)
+    s.add_argument("--submission", required=True)
+    s.add_argument("--root", required=True)
+    s.add_argument("--setup", action="store_true", help="run the zip's setup.sh first")
+    s.add_argument("--wheelhouse", default=None, help="with --setup: install from these local wheels")
+    s.set_defaults(func=cmd_gradescope)
+
+    s = sub.add_parser("demo", help="build every week and grade its sample submissions")
+    s.add_argument("--out", default="dist")
+    s.add_argument("--execute", action="store_true", help="also execute every answer key (slow)")
+    s.set_defaults(func=cmd_demo)
+
+    args = p.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"sodl {args.cmd}: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,256 @@
+"""Grading submissions: one (``grade_submission``) or a batch (``grade_batch``)."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import queue
+import tempfile
+import time
+import zipfile
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from autograder import gradescope
+from autograder.config import GradingConfig, _build
+from autograder.harness.client import Sandbox, SandboxDied, SandboxLimits, SandboxTimeout
+from autograder.harness.limits import ensure_user
+from autograder.harness.trusted import grade_sandbox
+from autograder.notebooks import grading_cells
+from autograder.records import Assignment, SubmissionResult
+
+MAX_NOTEBOOK_BYTES = 512 << 20
+
+
+@dataclass(frozen=True)
+class PackagedAssignment:
+    """What the zip carries for grading: the assignment and its limits."""
+
+    assignment: Assignment
+    grading: GradingConfig
+
+    def to_json(self) -> bytes:
+        grading = asdict(self.grading)
+        grading["preload"] = list(grading["preload"])
+        return json.dumps({"assignment": self.assignment.to_dict(), "grading": grading}, indent=1).encode()
+
+
+def load_packaged_assignment(data: bytes) -> PackagedAssignment:
+    d = json.loads(data)
+    return PackagedAssignment(Assignment.from_dict(d["assignment"]), _build(GradingConfig, d["grading"], "zip"))
+
+
+def load_zip(path: Path) -> PackagedAssignment:
+    """Read the assignment out of an autograder zip (without installing it)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return load_packaged_assignment(z.read(gradescope.ASSIGNMENT_FILE))
+    except (OSError, KeyError, zipfile.BadZipFile, ValueError) as e:
+        raise ValueError(f"{path}: not a sodl autograder zip ({type(e).__name__}: {e})") from None
+
+
+class SubmissionError(Exception):
+    """The submission cannot be graded at all; the message says what to fix."""
+
+
+def find_notebook(path: Path, assignment: Assignment) -> tuple[Path, list[str]]:
+    """The file to grade in a submission (a notebook, or a folder holding one)."""
+    notes = []
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+        nbs = [p for p in files if p.suffix == ".ipynb" and ".ipynb_checkpoints" not in p.parts]
+        if not nbs:
+            pys = [p for p in files if p.suffix == ".py"]
+            if len(pys) == 1:
+                notes.append(f"You submitted {pys[0].name}, not a notebook: it was graded as one code cell. "
+                             f"Submit {assignment.name}.ipynb next time.")
+                return pys[0], notes
+            names = ", ".join(p.name for p in files[:5]) or "nothing"
+            raise SubmissionError(f"No notebook found in your submission (it holds: {names}). "
+                                  f"Submit {assignment.name}.ipynb.")
+        if len(nbs) > 1:
+            named = [p for p in nbs if p.name == f"{assignment.name}.ipynb"]
+            chosen = named[0] if named else nbs[0]
+            notes.append(f"Your submission holds {len(nbs)} notebooks; {chosen.name} was graded. "
+                         "Submit only one.")
+            return chosen, notes
+        path = nbs[0]
+    if not path.exists():
+        raise SubmissionError(f"{path.name}: file not found")
+    if path.suffix != ".ipynb" and path.suffix == ".py":
+        notes.append(f"{path.name} is not a notebook: it was graded as one code cell.")
+    elif path.name != f"{assignment.name}.ipynb":
+        notes.append(f"Your notebook is named {path.name}; expected {assignment.name}.ipynb (graded anyway).")
+    return path, notes
+
+
+def read_cells(path: Path) -> list[str]:
+    """The graded code of a submission file; SubmissionError if unreadable."""
+    size = path.stat().st_size
+    if size > MAX_NOTEBOOK_BYTES:
+        raise SubmissionError(f"{path.name} is {size >> 20} MB; the limit is {MAX_NOTEBOOK_BYTES >> 20} MB. "
+                              "Clear the outputs (Kernel > Restart & Clear Output) and submit again.")
+    raw = path.read_bytes()
+    if path.suffix == ".py":
+        return [raw.decode("utf-8", "replace")]
+    try:
+        nb = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise SubmissionError(f"{path.name} is not a valid notebook (it is not JSON). Download your "
+                              "notebook again from Jupyter (File > Download .ipynb) and resubmit.") from None
+    if not isinstance(nb, dict):
+        raise SubmissionError(f"{path.name} is not a valid notebook (expected a JSON object).")
+    if "worksheets" in nb and "cells" not in nb:  # nbformat 3
+        cells = []
+        for ws in nb.get("worksheets") or []:
+            for c in (ws.get("cells") or []) if isinstance(ws, dict) else []:
+                if isinstance(c, dict):
+                    c = dict(c, source=c.get("input", ""))
+                    cells.append(c)
+        nb = {"cells": cells}
+    if not isinstance(nb.get("cells"), list):
+        raise SubmissionError(f"{path.name} is not a valid notebook (no list of cells).")
+    return grading_cells(nb)
+
+
+def submission_seed(cells: list[str]) -> int:
+    """Seed of a submission's grading inputs: from its content, so regrades agree."""
+    return int.from_bytes(hashlib.sha256("\0".join(cells).encode()).digest()[:4], "big")
+
+
+def grade_cells(packaged: PackagedAssignment, cells: list[str], name: str, slot: int = 0,
+                question_timeout: float | None = None, only: set[str] | None = None,
+                extra_cells: list[str] | None = None, seed: int | None = None) -> SubmissionResult:
+    """Execute ``cells`` in a sandbox and run every test against them."""
+    a, g = packaged.assignment, packaged.grading
+    started = time.monotonic()
+    deadline = started + g.total_timeout
+    result = SubmissionResult(name, a)
+    user = ensure_user(f"{g.sandbox_user}{slot}" if slot else g.sandbox_user)
+    limits = SandboxLimits(cell_timeout=g.cell_timeout, memory_mb=g.memory_mb, cpu_seconds=g.cpu_seconds,
+                           max_processes=g.max_processes, max_file_mb=g.max_file_mb,
+                           max_output_kb=g.max_output_kb, preload=tuple(g.preload))
+    seed = submission_seed(cells) if seed is None else seed
+    sandbox = Sandbox(limits, user, slot=slot, cells=list(cells) + list(extra_cells or []))
+    try:
+        try:
+            sandbox.start(deadline)
+        except (SandboxDied, SandboxTimeout) as e:
+            return _fill(SubmissionResult.ungraded(name, a, f"Your notebook could not be executed: {e}"), started)
+        for issue in sandbox.issues:
+            result.messages.append(f"While executing your notebook, {issue.message}.")
+        result.questions = grade_sandbox(a, sandbox, seed, question_timeout or g.question_timeout, deadline, only)
+        result.stdout = sandbox.student_output()
+    finally:
+        sandbox.close()
+    if a.show_stdout and result.stdout:
+        result.messages.append("Your notebook printed:\n" + result.stdout)
+    return _fill(result, started)
+
+
+def _fill(result: SubmissionResult, started: float) -> SubmissionResult:
+    result.execution_time = time.monotonic() - started
+    return result
+
+
+def grade_submission(packaged: PackagedAssignment, path: Path, name: str | None = None, slot: int = 0,
+                     question_timeout: float | None = None) -> SubmissionResult:
+    """Grade one submission (a notebook or a folder). Never raises for bad input."""
+    name = name or submission_name(path)
+    try:
+        nb_path, notes = find_notebook(path, packaged.assignment)
+        cells = read_cells(nb_path)
+    except SubmissionError as e:
+        return SubmissionResult.ungraded(name, packaged.assignment, str(e))
+    if not cells:
+        return SubmissionResult.ungraded(name, packaged.assignment, "Your notebook has no code cells to grade.")
+    result = grade_cells(packaged, cells, name, slot, question_timeout)
+    result.messages[:0] = notes
+    return result
+
+
+def submission_name(path: Path) -> str:
+    return path.name if path.is_dir() else path.stem
+
+
+# ---------------------------------------------------------------------------
+# batches
+
+
+def gradebook_rows(results: list[dict], assignment: Assignment) -> list[list]:
+    header = ["name", "score", "max_score"] + [q.name for q in assignment.questions]
+    rows = [header]
+    for r in sorted(results, key=lambda r: r["name"]):
+        rows.append([r["name"], r["score"], r["max_score"]] + [r["questions"].get(q.name, 0.0) for q in assignment.questions])
+    return rows
+
+
+def write_gradebook(out: Path, results: list[dict], assignment: Assignment) -> Path:
+    """Write ``gradebook.csv`` atomically."""
+    path = out / "gradebook.csv"
+    buf = io.StringIO()
+    csv.writer(buf).writerows(gradebook_rows(results, assignment))
+    fd, tmp = tempfile.mkstemp(dir=out, prefix=".tmp-gradebook-")
+    with os.fdopen(fd, "w") as f:
+        f.write(buf.getvalue())
+    os.replace(tmp, path)
+    return path
+
+
+def summary_row(name: str, data: dict, assignment: Assignment) -> dict:
+    """Per-question scores of a results.json (for the gradebook)."""
+    per_q = {q.name: 0.0 for q in assignment.questions}
+    for t in data.get("tests", []):
+        qname = t["name"].rsplit(" (", 1)[0]
+        if qname in per_q:
+            per_q[qname] += float(t["score"])
+    return {"name": name, "score": data.get("score", 0.0), "max_score": data.get("max_score", 0.0),
+            "questions": per_q}
+
+
+def grade_batch(zip_path: Path, submissions: list[Path], out: Path, jobs: int = 1,
+                question_timeout: float | None = None, regrade: bool = False, progress: bool = True) -> Path:
+    """Grade many submissions; resumable (finished ones are skipped unless
+    ``regrade``); returns the gradebook path."""
+    from tqdm import tqdm
+
+    packaged = load_zip(zip_path)
+    out.mkdir(parents=True, exist_ok=True)
+    names = [submission_name(p) for p in submissions]
+    dupes = {n for n in names if names.count(n) > 1}
+    if dupes:
+        raise ValueError(f"two submissions share the name(s) {', '.join(sorted(dupes))}")
+    todo = [(p, n) for p, n in zip(submissions, names)
+            if regrade or not (out / n / "results.json").exists()]
+
+    # Each concurrent grading gets its own sandbox account (slot), so that
+    # killing one submission's processes never touches another's.
+    free_slots: queue.Queue = queue.Queue()
+    for slot in range(max(1, jobs)):
+        free_slots.put(slot)
+
+    def work(item):
+        path, name = item
+        slot = free_slots.get()
+        try:
+            result = grade_submission(packaged, path, name, slot=slot, question_timeout=question_timeout)
+        finally:
+            free_slots.put(slot)
+        gradescope.write_json_atomic(out / name / "results.json", gradescope.results_json(result))
+        return name
+
+    with tqdm(total=len(submissions), initial=len(submissions) - len(todo), unit="sub",
+              desc=f"grading {packaged.assignment.name}", disable=not progress) as bar:
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            futures = {pool.submit(work, item): item for item in todo}
+            for fut in as_completed(futures):
+                fut.result()
+                bar.update(1)
+    rows = []
+    for name in names:
+        data = json.loads((out / name / "results.json").read_text())
+        rows.append(summary_row(name, data, packaged.assignment))
+    return write_gradebook(out, rows, packaged.assignment)

@@ -1,0 +1,315 @@
+"""The trusted side's handle on one sandbox process.
+
+``Sandbox.start`` launches the untrusted process, sends it the notebook's
+cells and watches each cell with a timeout; a cell that hangs or kills the
+process is recorded and skipped, and the notebook is executed again without
+it. ``Sandbox.request`` sends one request and waits for its reply with a
+deadline. ``Sandbox.close`` kills every process the submission started.
+"""
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import queue
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+
+from autograder.harness import wire
+from autograder.harness.limits import SandboxUser, kill_everything
+
+
+@dataclass
+class SandboxLimits:
+    """Resource limits of one sandbox (see ``config.GradingConfig``)."""
+
+    cell_timeout: float = 60.0
+    startup_timeout: float = 60.0
+    memory_mb: int = 700
+    cpu_seconds: int = 600
+    max_processes: int = 64
+    max_file_mb: int = 16
+    max_output_kb: int = 64
+    preload: tuple[str, ...] = ()
+
+
+@dataclass
+class CellIssue:
+    """A notebook cell that failed while the notebook was executed.
+
+    Attributes:
+        index: position of the cell among the executed cells (0-based).
+        kind: "error" (raised), "timeout" (ran past the cell limit) or
+            "crash" (the process died, e.g. ``os._exit`` or out of memory).
+        message: a one-line description for the student.
+    """
+
+    index: int
+    kind: str
+    message: str
+
+
+class StudentError(Exception):
+    """Student code raised; ``info`` holds type, message and its traceback."""
+
+    def __init__(self, info: dict):
+        self.info = info if isinstance(info, dict) else {}
+        super().__init__(f"{self.info.get('type', 'Error')}: {self.info.get('message', '')}")
+
+
+class SandboxTimeout(Exception):
+    """The sandbox did not answer within the deadline (it has been killed)."""
+
+
+class SandboxDied(Exception):
+    """The sandbox process ended while we were waiting for it."""
+
+
+class Zygote:
+    """A pre-imported process that forks sandboxes (see ``zygote``).
+
+    One per grader slot: a slot grades one submission at a time, so every
+    process below its zygote belongs to the submission being graded.
+    """
+
+    _by_key: dict = {}
+    _lock = threading.Lock()
+
+    def __init__(self, preload: tuple[str, ...], startup_timeout: float):
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "autograder.harness.zygote", str(child.fileno())],
+            pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, env=_sandbox_env(), cwd="/",
+        )
+        child.close()
+        self.sock = parent
+        self.sock.settimeout(startup_timeout)
+        self.lines = self.sock.makefile("rb")
+        self.sock.sendall(json.dumps({"preload": list(preload)}).encode())
+        if self.lines.readline() != b"ready\n":
+            raise SandboxDied("the sandbox zygote did not start")
+        self.sock.settimeout(30)
+        self.spawn_lock = threading.Lock()
+
+    @classmethod
+    def for_slot(cls, slot: int, preload: tuple[str, ...], startup_timeout: float) -> "Zygote":
+        key = (slot, tuple(preload))
+        with cls._lock:
+            z = cls._by_key.get(key)
+            if z is None or z.proc.poll() is not None:
+                z = cls._by_key[key] = cls(tuple(preload), startup_timeout)
+            return z
+
+    def spawn(self, fds: list[int]) -> int:
+        with self.spawn_lock:
+            socket.send_fds(self.sock, [b"spawn"], fds)
+            line = self.lines.readline()
+        if not line.strip().isdigit():
+            raise SandboxDied("the sandbox zygote did not fork")
+        return int(line)
+
+    @classmethod
+    def shutdown_all(cls) -> None:
+        with cls._lock:
+            for z in cls._by_key.values():
+                try:
+                    z.sock.close()
+                    z.proc.kill()
+                except OSError:
+                    pass
+            cls._by_key.clear()
+
+
+atexit.register(Zygote.shutdown_all)
+
+
+@dataclass
+class Sandbox:
+    """One untrusted process executing one notebook."""
+
+    limits: SandboxLimits
+    user: SandboxUser | None = None
+    slot: int = 0
+    cells: list[str] = field(default_factory=list)
+    skip: set[int] = field(default_factory=set)
+    issues: list[CellIssue] = field(default_factory=list)
+    names: dict[str, str] = field(default_factory=dict)
+    output: bytearray = field(default_factory=bytearray)
+
+    @property
+    def running(self) -> bool:
+        return self.zygote is not None
+
+    def __post_init__(self):
+        self.zygote = None
+        self.pid = None
+        self._replies: queue.Queue = queue.Queue()
+
+    # -- life cycle ------------------------------------------------------------
+    def start(self, deadline: float) -> None:
+        """Execute the notebook; on a hang or crash skip that cell and retry."""
+        while True:
+            bad = self._launch(deadline)
+            if bad is None:
+                return
+            self.skip.add(bad.index)
+            self.issues.append(bad)
+            self.close()
+
+    def restart(self, deadline: float) -> None:
+        """A fresh process with the same cells (after a question killed it).
+        Cell issues were already reported the first time, so they are not
+        repeated."""
+        self.close()
+        known = list(self.issues)
+        self.start(deadline)
+        self.issues = known + [i for i in self.issues if i not in known]
+
+    def _launch(self, deadline: float) -> CellIssue | None:
+        self.workdir = tempfile.mkdtemp(prefix="sodl-sandbox-")
+        if self.user is not None:
+            os.chown(self.workdir, self.user.uid, self.user.gid)
+        os.chmod(self.workdir, 0o700)
+        zygote = Zygote.for_slot(self.slot, self.limits.preload, self.limits.startup_timeout)
+        req_r, req_w = os.pipe()
+        resp_r, resp_w = os.pipe()
+        out_r, out_w = os.pipe()
+        try:
+            self.pid = zygote.spawn([req_r, resp_w, out_w])
+        finally:
+            for fd in (req_r, resp_w, out_w):
+                os.close(fd)
+        self.zygote = zygote
+        self.req_fd, self.resp_fd = req_w, resp_r
+        self._replies = queue.Queue()
+        threading.Thread(target=self._read_replies, args=(resp_r, self._replies), daemon=True).start()
+        threading.Thread(target=self._drain_output, args=(os.fdopen(out_r, "rb", buffering=0),), daemon=True).start()
+
+        cells = [{"index": i, "source": src} for i, src in enumerate(self.cells) if i not in self.skip]
+        lim = self.limits
+        wire.write_message(self.req_fd, {
+            "cells": cells, "workdir": self.workdir,
+            "user": None if self.user is None else {"uid": self.user.uid, "gid": self.user.gid},
+            "memory_mb": lim.memory_mb, "cpu_seconds": lim.cpu_seconds,
+            "max_processes": lim.max_processes, "max_file_mb": lim.max_file_mb,
+            "preload": list(lim.preload),
+        })
+        current = None
+        wait = min(lim.startup_timeout, max(0.1, deadline - time.monotonic()))
+        while True:
+            try:
+                msg = self._next(wait)
+            except (SandboxTimeout, SandboxDied) as e:
+                if current is None:
+                    raise SandboxDied("the grading process could not start") from e
+                kind = "timeout" if isinstance(e, SandboxTimeout) else "crash"
+                text = (f"cell {current + 1} ran longer than {lim.cell_timeout:g} s and was stopped"
+                        if kind == "timeout" else
+                        f"cell {current + 1} ended the Python process (os._exit, a signal, or out of memory)")
+                return CellIssue(current, kind, text)
+            event = msg.get("event")
+            if event == "fatal":
+                raise SandboxDied(f"sandbox set-up failed: {msg.get('error')}")
+            if event == "cell_start":
+                current = int(msg["index"])
+                wait = min(lim.cell_timeout, max(0.1, deadline - time.monotonic()))
+            elif event == "cell_done":
+                err = msg.get("error")
+                if err:
+                    info = StudentError(err).info
+                    self.issues.append(CellIssue(
+                        int(msg["index"]), "error",
+                        f"cell {int(msg['index']) + 1} raised {info.get('type')}: {str(info.get('message'))[:300]}"))
+                current = None
+                wait = min(lim.cell_timeout, max(0.1, deadline - time.monotonic()))
+            elif event == "ready":
+                names = msg.get("names")
+                self.names = {str(k): str(v) for k, v in names.items()} if isinstance(names, dict) else {}
+                return None
+
+    def close(self) -> None:
+        """Kill every process of this submission and remove its scratch folder."""
+        if self.zygote is None:
+            return
+        for fd in (self.req_fd, self.resp_fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        kill_everything(self.zygote.proc.pid, self.user)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        self.zygote = None
+
+    # -- requests ----------------------------------------------------------------
+    def request(self, msg: dict, blobs: list[bytes], timeout: float):
+        """Send one request; return the decoded reply value.
+
+        Raises StudentError (the student's code raised), SandboxTimeout or
+        SandboxDied (the process is dead or killed; call ``restart``).
+        """
+        if self.zygote is None:
+            raise SandboxDied("the sandbox is not running")
+        try:
+            wire.write_message(self.req_fd, msg, blobs)
+        except OSError as e:
+            raise SandboxDied("the sandbox closed its channel") from e
+        try:
+            reply = self._next(timeout)
+        except SandboxTimeout:
+            self.close()
+            raise
+        if "error" in reply:
+            raise StudentError(reply["error"])
+        return reply
+
+    def _next(self, timeout: float) -> dict:
+        try:
+            item = self._replies.get(timeout=max(0.0, timeout))
+        except queue.Empty:
+            raise SandboxTimeout() from None
+        if isinstance(item, BaseException):
+            raise SandboxDied(str(item))
+        return item
+
+    @staticmethod
+    def _read_replies(fd: int, out: queue.Queue) -> None:
+        try:
+            while True:
+                msg, blobs = wire.read_message(fd)
+                msg["_blobs"] = blobs
+                out.put(msg)
+        except (EOFError, OSError, wire.WireError) as e:
+            out.put(e if isinstance(e, Exception) else EOFError())
+
+    def _drain_output(self, stream) -> None:
+        cap = self.limits.max_output_kb * 1024
+        try:
+            while True:
+                chunk = stream.read(65536)
+                if not chunk:
+                    return
+                room = cap - len(self.output)
+                if room > 0:
+                    self.output += chunk[:room]
+        except (OSError, ValueError):
+            return
+
+    def student_output(self) -> str:
+        text = bytes(self.output).decode("utf-8", "replace")
+        if len(self.output) >= self.limits.max_output_kb * 1024:
+            text += "\n[output truncated]"
+        return text
+
+
+def _sandbox_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "PYTHONPATH")}
+    env.update({"MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1",
+                "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"})
+    return env

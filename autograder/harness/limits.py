@@ -1,0 +1,139 @@
+"""Process isolation for the sandbox: user, resource limits, clean-up.
+
+``enter_sandbox`` runs inside the sandbox process after its imports and
+before any student code; the other functions run on the trusted side.
+"""
+from __future__ import annotations
+
+import os
+import pwd
+import resource
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+
+MB = 1 << 20
+
+
+@dataclass(frozen=True)
+class SandboxUser:
+    """The unprivileged account student code runs as.
+
+    Attributes:
+        name: account name.
+        uid, gid: its numeric ids.
+    """
+
+    name: str
+    uid: int
+    gid: int
+
+
+def ensure_user(name: str) -> SandboxUser | None:
+    """Return the sandbox account, creating it when we are root.
+
+    Returns None when not running as root: then student code runs as the
+    grader's own user, and files readable by that user are readable by the
+    student (the caller logs that this protection is missing).
+    """
+    if os.geteuid() != 0:
+        return None
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+            check=True, capture_output=True,
+        )
+        entry = pwd.getpwnam(name)
+    return SandboxUser(name, entry.pw_uid, entry.pw_gid)
+
+
+def _vm_size() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def enter_sandbox(start: dict) -> None:
+    """Drop privileges and set limits (called inside the sandbox process)."""
+    os.chdir(start["workdir"])
+    os.umask(0o077)
+    user = start.get("user")
+    if user and os.geteuid() == 0:
+        os.setgroups([])
+        os.setgid(user["gid"])
+        os.setuid(user["uid"])
+        resource.setrlimit(resource.RLIMIT_NPROC, (start["max_processes"],) * 2)
+    # The address space limit counts what the preloaded libraries already
+    # mapped, so the student's budget is added on top of it.
+    mem = _vm_size() + start["memory_mb"] * MB
+    resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+    resource.setrlimit(resource.RLIMIT_CPU, (start["cpu_seconds"], start["cpu_seconds"] + 5))
+    fsize = start["max_file_mb"] * MB
+    resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    os.environ.clear()
+    os.environ.update({
+        "HOME": start["workdir"], "PATH": "/usr/bin:/bin", "MPLBACKEND": "Agg",
+        "OMP_NUM_THREADS": "1",
+    })
+
+
+def _parent_pids() -> dict[int, int]:
+    """pid -> parent pid of every process we can see."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+            out[int(entry)] = int(stat[stat.rindex(b")") + 2:].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def _pids_to_kill(root_pid: int, user: SandboxUser | None) -> set[int]:
+    """Every process the submission started: all descendants of the zygote
+    (a child subreaper, so detached ones stay below it) and, when grading
+    as root, every process of the sandbox account."""
+    parents = _parent_pids()
+    children: dict[int, list[int]] = {}
+    for pid, ppid in parents.items():
+        children.setdefault(ppid, []).append(pid)
+    found, stack = set(), list(children.get(root_pid, []))
+    while stack:
+        pid = stack.pop()
+        if pid not in found:
+            found.add(pid)
+            stack += children.get(pid, [])
+    if user is not None:
+        for pid in parents:
+            try:
+                if os.stat(f"/proc/{pid}").st_uid == user.uid:
+                    found.add(pid)
+            except OSError:
+                continue
+    found.discard(os.getpid())
+    found.discard(root_pid)
+    return found
+
+
+def kill_everything(root_pid: int, user: SandboxUser | None) -> None:
+    """SIGKILL every process below ``root_pid`` (and of ``user``), repeating
+    until nothing is left (a fork bomb keeps forking while we kill)."""
+    for _ in range(100):
+        pids = _pids_to_kill(root_pid, user)
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        time.sleep(0.005)

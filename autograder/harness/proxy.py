@@ -1,0 +1,107 @@
+"""Trusted-side stand-ins for the student's names.
+
+A test cell sees ``softmax`` (a student function) as a :class:`RemoteCallable`:
+calling it encodes the arguments as data, runs the function in the sandbox
+and decodes the result into fresh objects of exact types. Objects that are
+not data come back as :class:`RemoteObject` handles, usable the same way.
+"""
+from __future__ import annotations
+
+import time
+
+from autograder.harness import wire
+from autograder.harness.client import Sandbox, SandboxTimeout
+
+
+class Session:
+    """A sandbox plus the deadline of the question being graded."""
+
+    def __init__(self, sandbox: Sandbox):
+        self.sandbox = sandbox
+        self.deadline = float("inf")
+
+    def remaining(self) -> float:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise SandboxTimeout()
+        return left
+
+    def request(self, msg: dict, payload=None):
+        blobs: list[bytes] = []
+        if payload is not None:
+            for key, value in payload.items():
+                tree, extra = _encode_for_sandbox(value, len(blobs))
+                msg[key] = tree
+                blobs += extra
+        reply = self.sandbox.request(msg, blobs, self.remaining())
+        return wire.decode(reply.get("ok"), reply.get("_blobs", []), self.wrap_handle)
+
+    def wrap_handle(self, h: wire.Handle) -> "RemoteObject":
+        return RemoteObject(self, h)
+
+    def call(self, target: dict, args, kwargs):
+        return self.request({"op": "call", **target}, {"args": list(args), "kwargs": dict(kwargs)})
+
+    def get(self, name: str):
+        return self.request({"op": "get", "name": name})
+
+
+def _encode_for_sandbox(value, blob_offset: int):
+    def refuse(x):
+        if isinstance(x, RemoteObject):
+            return {"__t__": "handle", "id": x._handle.id, "type": x._handle.type_name}
+        raise TypeError(f"a {type(x).__name__} cannot be sent to student code (only data)")
+
+    enc = wire.Encoder(refuse)
+    enc.blobs = [b""] * blob_offset  # keep blob indices global to the message
+    tree = enc.encode(value)
+    return tree, enc.blobs[blob_offset:]
+
+
+class RemoteCallable:
+    """A student function (or class) called by name."""
+
+    def __init__(self, session: Session, name: str):
+        self._session, self._name = session, name
+
+    def __call__(self, *args, **kwargs):
+        return self._session.call({"name": self._name}, args, kwargs)
+
+    def __repr__(self):
+        return f"<student function {self._name}>"
+
+
+class RemoteObject:
+    """A student object that is not data (an ``nn.Module``, an optimizer...)."""
+
+    def __init__(self, session: Session, handle: wire.Handle):
+        self._session, self._handle = session, handle
+
+    def _target(self) -> dict:
+        return {"handle": self._handle.id}
+
+    def __call__(self, *args, **kwargs):
+        return self._session.call(self._target(), args, kwargs)
+
+    def __getattr__(self, attr: str):
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return self._session.request({"op": "getattr", **self._target(), "attr": attr})
+
+    def __getitem__(self, key):
+        return self._session.request({"op": "getitem", **self._target()}, {"key": key})
+
+    def __len__(self):
+        n = self._session.request({"op": "len", **self._target()})
+        if type(n) is not int:
+            raise TypeError("len() of a student object did not return an int")
+        return n
+
+    def __iter__(self):
+        items = self._session.request({"op": "list", **self._target()})
+        if type(items) is not list:
+            raise TypeError("a student iterable did not come back as a list")
+        return iter(items)
+
+    def __repr__(self):
+        return f"<student object of type {self._handle.type_name}>"

@@ -1,0 +1,211 @@
+"""The untrusted side: executes a student's notebook and serves requests.
+
+Run as ``python -m autograder.harness.sandbox REQ_FD RESP_FD``. The trusted
+parent sends a start message (cells, limits, user); this process imports
+the preload modules, drops privileges and sets resource limits, executes
+the cells, then answers requests (call a function, read a variable, use a
+handle) until told to stop. Every reply is plain data (see ``wire``); this
+process never sees the tests, the expected values or the results file.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+import types
+
+from autograder.harness import wire
+
+MAX_ITER_ITEMS = 100_000
+
+
+class _StudentExit(Exception):
+    """Raised instead of exiting when student code calls ``sys.exit``/``exit``."""
+
+
+def _otter_stub() -> types.ModuleType:
+    """A stand-in for ``otter`` so that ``grader.check(...)`` cells are no-ops."""
+    mod = types.ModuleType("otter")
+
+    class Notebook:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def __getattr__(self, name):
+            return lambda *a, **k: None
+
+    mod.Notebook = Notebook
+    return mod
+
+
+def strip_magics(source: str) -> str:
+    """Replace IPython magics and shell escapes by ``pass`` (same indentation)."""
+    out = []
+    for line in source.splitlines():
+        stripped = line.lstrip()
+        if stripped.startswith(("%", "!")):
+            out.append(line[: len(line) - len(stripped)] + "pass  # magic removed")
+        else:
+            out.append(line)
+    return "\n".join(out)
+
+
+class Server:
+    """Executes cells in one namespace and serves requests on two pipes."""
+
+    def __init__(self, req_fd: int, resp_fd: int):
+        self.req_fd, self.resp_fd = req_fd, resp_fd
+        self.namespace: dict = {"__name__": "__main__", "__builtins__": __builtins__}
+        self.handles: dict[int, object] = {}
+
+    # -- plumbing -------------------------------------------------------------
+    def send(self, msg: dict, blobs=None) -> None:
+        wire.write_message(self.resp_fd, msg, blobs)
+
+    def make_handle(self, obj) -> dict:
+        hid = len(self.handles) + 1
+        self.handles[hid] = obj
+        t = type(obj)
+        return {"__t__": "handle", "id": hid, "type": f"{t.__module__}.{t.__qualname__}"}
+
+    def resolve_handle(self, h: wire.Handle):
+        if h.id not in self.handles:
+            raise wire.WireError("unknown handle")
+        return self.handles[h.id]
+
+    def reply_value(self, value) -> None:
+        tree, blobs = wire.encode_value(value, self.make_handle)
+        self.send({"ok": tree}, blobs)
+
+    def reply_error(self, exc: BaseException) -> None:
+        self.send({"error": describe_exception(exc)})
+
+    # -- notebook execution ----------------------------------------------------
+    def run_cells(self, cells: list[dict]) -> None:
+        for cell in cells:
+            idx = cell["index"]
+            self.send({"event": "cell_start", "index": idx})
+            error = None
+            try:
+                code = compile(strip_magics(cell["source"]), f"<cell {idx}>", "exec")
+                exec(code, self.namespace)
+            except BaseException as e:  # noqa: BLE001 - student code may raise anything
+                error = describe_exception(e)
+            self.send({"event": "cell_done", "index": idx, "error": error})
+
+    def names(self) -> dict[str, str]:
+        kinds = {}
+        for name, value in list(self.namespace.items()):
+            if name.startswith("_"):
+                continue
+            if isinstance(value, types.ModuleType):
+                kinds[name] = f"module:{value.__name__}"
+            else:
+                kinds[name] = "callable" if callable(value) else "value"
+        return kinds
+
+    # -- requests ----------------------------------------------------------------
+    def serve(self) -> None:
+        while True:
+            msg, blobs = wire.read_message(self.req_fd)
+            op = msg.get("op")
+            if op == "bye":
+                return
+            try:
+                result = self.dispatch(op, msg, blobs)
+            except wire.WireError as e:
+                self.send({"error": {"type": "WireError", "message": str(e), "traceback": ""}})
+                continue
+            except BaseException as e:  # noqa: BLE001
+                self.reply_error(e)
+                continue
+            try:
+                self.reply_value(result)
+            except BaseException as e:  # noqa: BLE001 - encoding a student object can fail
+                self.send({"error": {"type": "WireError",
+                                     "message": f"the result could not be sent back: {_safe_str(e)}",
+                                     "traceback": ""}})
+
+    def dispatch(self, op, msg, blobs):
+        dec = lambda tree: wire.decode(tree, blobs, self.resolve_handle)  # noqa: E731
+        if op == "names":
+            return self.names()
+        if op == "get":
+            name = msg["name"]
+            if name not in self.namespace:
+                raise NameError(f"name '{name}' is not defined")
+            return self.namespace[name]
+        if op == "call":
+            target = self.target(msg)
+            args = dec(msg.get("args", []))
+            kwargs = dec(msg.get("kwargs", {"__t__": "dict", "k": [], "v": []}))
+            return target(*args, **kwargs)
+        if op == "getattr":
+            return getattr(self.target(msg), str(msg["attr"]))
+        if op == "getitem":
+            return self.target(msg)[dec(msg["key"])]
+        if op == "len":
+            return len(self.target(msg))
+        if op == "list":
+            out = []
+            for item in self.target(msg):
+                out.append(item)
+                if len(out) > MAX_ITER_ITEMS:
+                    raise ValueError("iterable too long to send back")
+            return out
+        if op == "exec":  # only the trusted tooling sends this (mutants in `sodl check`)
+            exec(compile(msg["code"], "<mutant>", "exec"), self.namespace)
+            return None
+        raise wire.WireError(f"unknown op {op!r}")
+
+    def target(self, msg):
+        if "handle" in msg:
+            return self.resolve_handle(wire.Handle(int(msg["handle"]), ""))
+        name = msg["name"]
+        if name not in self.namespace:
+            raise NameError(f"name '{name}' is not defined")
+        return self.namespace[name]
+
+
+def _safe_str(e: BaseException, limit: int = 2000) -> str:
+    try:
+        return str(e)[:limit]
+    except BaseException:  # noqa: BLE001
+        return "<unprintable>"
+
+
+def describe_exception(e: BaseException) -> dict:
+    """Type, message and the student's own frames of an exception, as data."""
+    try:
+        frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename.startswith("<cell")]
+        tb = "".join(traceback.format_list(frames))[-4000:]
+    except BaseException:  # noqa: BLE001
+        tb = ""
+    return {"type": type(e).__name__[:100], "message": _safe_str(e), "traceback": tb}
+
+
+def prepare(start: dict) -> None:
+    """Privilege drop and limits, before any student code runs. (The
+    preload modules were imported by the zygote before it forked us.)"""
+    from autograder.harness import limits
+
+    sys.modules["otter"] = _otter_stub()
+    limits.enter_sandbox(start)
+
+
+def serve_forked(req_fd: int, resp_fd: int) -> None:
+    """Entry point of a sandbox forked by the zygote."""
+    msg, _ = wire.read_message(req_fd)
+    server = Server(req_fd, resp_fd)
+    try:
+        prepare(msg)
+    except BaseException as e:  # noqa: BLE001
+        server.send({"event": "fatal", "error": describe_exception(e)})
+        os._exit(3)
+    server.send({"event": "started", "pid": os.getpid()})
+    # sys.exit() in student code is just an exception here: it is reported
+    # as an error of its cell (or of the call), and the server goes on.
+    server.run_cells(msg["cells"])
+    server.send({"event": "ready", "names": server.names()})
+    server.serve()
+    os._exit(0)

@@ -1,0 +1,142 @@
+"""The trusted side: runs each question's tests against proxies and decides.
+
+Tests are instructor code. They execute here, in the grader's process,
+with the student's names bound to proxies (``proxy``): student code only
+ever runs in the sandbox, and only data comes back. Each question has its
+own deadline; when a question hangs or kills the sandbox, the sandbox is
+restarted (the notebook executed again) for the next question.
+"""
+from __future__ import annotations
+
+import ast
+import builtins
+import hashlib
+import importlib
+import time
+
+from autograder.harness.client import Sandbox, SandboxDied, SandboxTimeout, StudentError
+from autograder.harness.proxy import RemoteCallable, Session
+from autograder.records import Assignment, Question, QuestionResult, TestCase, TestOutcome
+
+MAX_MESSAGE = 1500
+
+
+def referenced_names(code: str) -> set[str]:
+    """Names a test cell reads (so only those are fetched from the sandbox)."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return set()
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+
+
+# Modules a test may see under the student's alias (``np`` in a public test
+# means the trusted side's own numpy, never the student's object).
+SHARED_MODULES = {"numpy", "torch", "scipy", "math", "cmath", "random", "itertools", "functools",
+                  "collections", "statistics", "fractions", "sklearn", "matplotlib"}
+
+
+def trusted_module(name: str):
+    """The trusted side's own copy of a module the student imported, if allowed."""
+    if name.split(".")[0] not in SHARED_MODULES:
+        return None
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+def question_seed(base_seed: int, question: str) -> int:
+    """A per-question seed from the submission's seed (stable across regrades)."""
+    h = hashlib.sha256(f"{base_seed}:{question}".encode()).digest()
+    return int.from_bytes(h[:4], "big")
+
+
+def run_test(test: TestCase, session: Session, seed: int) -> TestOutcome:
+    """Execute one test cell against the sandbox; never raises."""
+    sandbox = session.sandbox
+    ns: dict = {"__builtins__": builtins, "__name__": "__sodl_test__", "seed": seed}
+    try:
+        for name in referenced_names(test.code) & set(sandbox.names):
+            kind = sandbox.names[name]
+            if kind == "callable":
+                ns[name] = RemoteCallable(session, name)
+            elif kind.startswith("module:"):
+                module = trusted_module(kind.removeprefix("module:"))
+                if module is not None:
+                    ns[name] = module
+            else:
+                ns[name] = session.get(name)
+        exec(compile(test.code, f"<{test.question} test {test.index + 1}>", "exec"), ns)
+    except (SandboxTimeout, SandboxDied):
+        raise
+    except StudentError as e:
+        return TestOutcome(test, False, _student_error_message(e.info))
+    except AssertionError as e:
+        return TestOutcome(test, False, _clip(str(e)) or "a check failed")
+    except NameError as e:
+        return TestOutcome(test, False, f"{_clip(str(e))} (did you define it, with this exact name, in a graded cell?)")
+    except Exception as e:  # noqa: BLE001 - any other failure of the test is a failed test
+        if test.hidden:
+            return TestOutcome(test, False, f"your answer made the test fail with {type(e).__name__} "
+                                            "(check the type and shape of what you return)")
+        return TestOutcome(test, False, f"{type(e).__name__}: {_clip(str(e))}")
+    return TestOutcome(test, True, "")
+
+
+def grade_question(question: Question, session: Session, seed: int, timeout: float) -> QuestionResult:
+    """Run every test of one question within ``timeout`` seconds in all."""
+    result = QuestionResult(question)
+    session.deadline = time.monotonic() + timeout
+    qseed = question_seed(seed, question.name)
+    for test in question.tests:
+        try:
+            result.outcomes.append(run_test(test, session, qseed))
+        except SandboxTimeout:
+            result.note = f"stopped after {timeout:g} s: the question's time limit (an infinite loop?)"
+            break
+        except SandboxDied:
+            result.note = "your code ended the Python process while this question was tested"
+            break
+    done = len(result.outcomes)
+    for test in question.tests[done:]:
+        result.outcomes.append(TestOutcome(test, False, result.note or "not run"))
+    session.deadline = float("inf")
+    return result
+
+
+def grade_sandbox(assignment: Assignment, sandbox: Sandbox, seed: int, question_timeout: float,
+                  deadline: float, only: set[str] | None = None) -> list[QuestionResult]:
+    """Grade every question (or those in ``only``) against a started sandbox."""
+    session = Session(sandbox)
+    results = []
+    for question in assignment.questions:
+        if only is not None and question.name not in only:
+            continue
+        if not sandbox.running:  # killed by the previous question
+            if time.monotonic() < deadline:
+                try:
+                    sandbox.restart(deadline)
+                except (SandboxDied, SandboxTimeout):
+                    pass
+        if not sandbox.running or time.monotonic() >= deadline:
+            res = QuestionResult(question, note="not graded: the submission's total time limit was reached"
+                                 if time.monotonic() >= deadline else "not graded: the sandbox could not start")
+            res.outcomes = [TestOutcome(t, False, res.note) for t in question.tests]
+            results.append(res)
+            continue
+        limit = min(question_timeout, max(0.1, deadline - time.monotonic()))
+        results.append(grade_question(question, session, seed, limit))
+    return results
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE] + " [...]"
+
+
+def _student_error_message(info: dict) -> str:
+    msg = f"your code raised {info.get('type', 'an exception')}: {_clip(str(info.get('message', '')))}"
+    tb = str(info.get("traceback", "")).strip()
+    if tb:
+        msg += "\n" + _clip(tb)
+    return msg

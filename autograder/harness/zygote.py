@@ -1,0 +1,84 @@
+"""A pre-imported parent that forks one sandbox per submission.
+
+Importing torch, numpy and scipy costs seconds; paying it once per grader
+slot instead of once per submission is most of the speed of grading. The
+zygote imports the preload modules (never tests, never ``sodl_ref``), then
+waits on a Unix socket. For each request it receives three file
+descriptors (requests, replies, output) and forks; the child starts a new
+session, drops privileges and becomes a sandbox server (``sandbox``).
+The zygote is a child subreaper, so every descendant of a submission,
+detached ones included, stays findable below it until it is killed.
+
+Run as ``python -m autograder.harness.zygote SOCKET_FD``.
+"""
+from __future__ import annotations
+
+import ctypes
+import importlib
+import json
+import os
+import signal
+import socket
+import sys
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def _preload(names: list[str]) -> None:
+    os.environ["MPLBACKEND"] = "Agg"
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - an optional module may be missing
+            pass
+
+
+def _child(fds: list[int]) -> None:
+    from autograder.harness import sandbox
+
+    req_fd, resp_fd, out_fd = fds
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    os.setsid()
+    os.dup2(out_fd, 1)
+    os.dup2(out_fd, 2)
+    os.close(out_fd)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    try:
+        sandbox.serve_forked(req_fd, resp_fd)
+    finally:
+        os._exit(0)
+
+
+def main() -> None:
+    sock = socket.socket(fileno=int(sys.argv[1]))
+    msg, _, _, _ = sock.recvmsg(1 << 16)
+    _preload(json.loads(msg)["preload"])
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped automatically
+    sock.sendall(b"ready\n")
+    while True:
+        try:
+            msg, fds, _, _ = socket.recv_fds(sock, 1024, 3)
+        except OSError:
+            os._exit(0)
+        if not msg:
+            os._exit(0)
+        if len(fds) != 3:
+            for fd in fds:
+                os.close(fd)
+            continue
+        pid = os.fork()
+        if pid == 0:
+            sock.close()
+            _child(fds)
+        for fd in fds:
+            os.close(fd)
+        sock.sendall(f"{pid}\n".encode())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+"""Records that flow through building and grading."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class TestCase:
+    """One test cell of a question.
+
+    Attributes:
+        question: name of the question it belongs to.
+        index: position among the question's test cells (0-based).
+        code: the Python source, without its config block.
+        hidden: hidden tests are not shown to students before grading.
+        points: what passing it is worth.
+    """
+
+    question: str
+    index: int
+    code: str
+    hidden: bool
+    points: float
+
+
+@dataclass(frozen=True)
+class Question:
+    """A graded question of an assignment.
+
+    Attributes:
+        name: identifier used by ``grader.check`` and the gradebook.
+        points: the question's total (sum of its tests' points).
+        tests: its test cases, public and hidden.
+    """
+
+    name: str
+    points: float
+    tests: tuple[TestCase, ...]
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """What grading needs to know about one week: it travels in the zip.
+
+    Attributes:
+        name: e.g. ``week01``.
+        title: human title.
+        questions: graded questions, in notebook order.
+        hidden_visibility: Gradescope visibility of hidden-test results.
+        show_stdout: whether students see their notebook's printed output.
+    """
+
+    name: str
+    title: str
+    questions: tuple[Question, ...]
+    hidden_visibility: str = "after_published"
+    show_stdout: bool = False
+
+    @property
+    def total_points(self) -> float:
+        return sum(q.points for q in self.questions)
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name, "title": self.title,
+            "hidden_visibility": self.hidden_visibility, "show_stdout": self.show_stdout,
+            "questions": [
+                {"name": q.name, "points": q.points,
+                 "tests": [{"index": t.index, "code": t.code, "hidden": t.hidden, "points": t.points}
+                           for t in q.tests]}
+                for q in self.questions
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Assignment":
+        qs = tuple(
+            Question(q["name"], float(q["points"]), tuple(
+                TestCase(q["name"], int(t["index"]), t["code"], bool(t["hidden"]), float(t["points"]))
+                for t in q["tests"]))
+            for q in d["questions"]
+        )
+        return cls(d["name"], d["title"], qs, d.get("hidden_visibility", "after_published"),
+                   bool(d.get("show_stdout", False)))
+
+
+@dataclass
+class TestOutcome:
+    """The result of one test case on one submission.
+
+    Attributes:
+        test: the test case.
+        passed: whether it passed.
+        message: what the student is told (never hidden code or expected values).
+    """
+
+    test: TestCase
+    passed: bool
+    message: str = ""
+
+    @property
+    def score(self) -> float:
+        return self.test.points if self.passed else 0.0
+
+
+@dataclass
+class QuestionResult:
+    """All outcomes of one question on one submission.
+
+    Attributes:
+        question: the question.
+        outcomes: one per test case, in order.
+        note: a question-level message (timeout, missing function...).
+    """
+
+    question: Question
+    outcomes: list[TestOutcome] = field(default_factory=list)
+    note: str = ""
+
+    @property
+    def score(self) -> float:
+        return sum(o.score for o in self.outcomes)
+
+    @property
+    def max_score(self) -> float:
+        return self.question.points
+
+
+@dataclass
+class SubmissionResult:
+    """The grade of one submission.
+
+    Attributes:
+        name: submission name (folder name, or notebook file name without .ipynb).
+        assignment: what was graded.
+        questions: per-question results (every question, graded or not).
+        messages: submission-level messages for the student (bad notebook,
+            cells that failed, what to fix).
+        stdout: the student's own printed output (bounded).
+        execution_time: seconds spent grading.
+    """
+
+    name: str
+    assignment: Assignment
+    questions: list[QuestionResult] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+    stdout: str = ""
+    execution_time: float = 0.0
+
+    @property
+    def score(self) -> float:
+        return sum(q.score for q in self.questions)
+
+    @property
+    def max_score(self) -> float:
+        return self.assignment.total_points
+
+    @classmethod
+    def ungraded(cls, name: str, assignment: Assignment, message: str) -> "SubmissionResult":
+        """Zero on every question, with one message saying why."""
+        res = cls(name, assignment, messages=[message])
+        for q in assignment.questions:
+            res.questions.append(QuestionResult(
+                q, [TestOutcome(t, False, "not graded") for t in q.tests], note="not graded"))
+        return res
