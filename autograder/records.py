@@ -16,6 +16,8 @@ class TestCase:
         points: what passing it is worth.
     """
 
+    __test__ = False  # not a pytest class
+
     question: str
     index: int
     code: str
@@ -93,6 +95,8 @@ class TestOutcome:
         passed: whether it passed.
         message: what the student is told (never hidden code or expected values).
     """
+
+    __test__ = False  # not a pytest class
 
     test: TestCase
     passed: bool

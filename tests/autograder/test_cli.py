@@ -1,0 +1,63 @@
+"""The CLI contract TAs and scripts depend on."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from autograder.gradescope import validate_results
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def sodl(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "autograder", *args], cwd=cwd, capture_output=True, text=True)
+
+
+def test_list_json_contract(toy_root):
+    out = sodl("list", "--json", cwd=toy_root)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data == [{"week": "week01", "title": "A toy week", "master": "solutions/week01-toy/week01.ipynb",
+                     "questions": [{"name": "q1_square", "points": 2.0}, {"name": "q2_mean", "points": 1.0}]}]
+
+
+def test_gradescope_layout_full_marks_and_garbage(toy_root, toy_built, tmp_path):
+    out = sodl("gradescope", "--zip", str(toy_built["zip"]), "--submission",
+               str(toy_built["samples"] / "correct"), "--root", str(tmp_path / "gs"), cwd=toy_root)
+    assert out.returncode == 0, out.stderr
+    results = tmp_path / "gs" / "autograder" / "results" / "results.json"
+    assert out.stdout.strip() == str(results)
+    data = json.loads(results.read_text())
+    assert validate_results(data) == [] and data["score"] == 3.0
+    for d in ("source", "submission", "results"):
+        assert (tmp_path / "gs" / "autograder" / d).is_dir()
+    assert (tmp_path / "gs" / "autograder" / "submission_metadata.json").exists()
+
+    garbage = tmp_path / "week01.ipynb"
+    garbage.write_text("this is not json")
+    out = sodl("gradescope", "--zip", str(toy_built["zip"]), "--submission", str(garbage),
+               "--root", str(tmp_path / "gs2"), cwd=toy_root)
+    data = json.loads((tmp_path / "gs2" / "autograder" / "results" / "results.json").read_text())
+    assert validate_results(data) == [] and data["score"] == 0 and "not JSON" in data["output"]
+
+
+def test_check_passes_on_toy_and_fails_on_a_weak_test(toy_root, tmp_path):
+    out = sodl("check", "week01", cwd=toy_root)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "q2_mean/off_by_one" in out.stdout
+
+
+def test_zip_has_gradescope_entry_points(toy_built):
+    import zipfile
+
+    names = zipfile.ZipFile(toy_built["zip"]).namelist()
+    assert {"setup.sh", "run_autograder", "requirements.txt", "sodl-assignment.json"} <= set(names)
+    assert any(n.startswith("sodl-") and n.endswith(".whl") for n in names)
+    setup = zipfile.ZipFile(toy_built["zip"]).read("setup.sh").decode()
+    assert "Miniforge" not in setup and "conda create" not in setup and "nvidia-smi" in setup and "torch==" in setup
+
+
+def test_unknown_week_is_a_clear_error(toy_root):
+    out = sodl("check", "week42", cwd=toy_root)
+    assert out.returncode == 2 and "no week 'week42'" in out.stderr

@@ -1,0 +1,77 @@
+"""The master-notebook parser: it accepts otter's assign format and names the bad cell."""
+import nbformat
+import pytest
+
+from autograder.master import MasterFormatError, parse_master
+from autograder.notebooks import strip_solutions, to_doctest
+
+
+def _nb(tmp_path, cells):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = cells
+    p = tmp_path / "week09.ipynb"
+    nbformat.write(nb, str(p))
+    return p
+
+
+def _raw(s):
+    return nbformat.v4.new_raw_cell(s)
+
+
+def _code(s):
+    return nbformat.v4.new_code_cell(s)
+
+
+def test_parses_questions_points_and_hidden_flags(toy_week):
+    master = parse_master(toy_week.master_path)
+    assert [q.name for q in master.questions] == ["q1_square", "q2_mean"]
+    q1 = master.questions[0]
+    assert q1.points == 2 and [t.hidden for t in q1.tests] == [False, True]
+    assert sum(t.points for t in q1.tests) == pytest.approx(2)
+    assert "BEGIN TEST CONFIG" not in q1.tests[1].code
+
+
+def test_missing_end_question_names_the_cell(tmp_path):
+    p = _nb(tmp_path, [_raw("# ASSIGNMENT CONFIG\nname: week09"), _raw("# BEGIN QUESTION\nname: q1"),
+                       _code("x = 1"), _raw("# BEGIN TESTS"), _code("assert x == 1"), _raw("# END TESTS"),
+                       _raw("# BEGIN QUESTION\nname: q2")])
+    with pytest.raises(MasterFormatError, match="cell 7: BEGIN QUESTION inside question 'q1'"):
+        parse_master(p)
+
+
+def test_bad_yaml_and_missing_tests_are_reported(tmp_path):
+    p = _nb(tmp_path, [_raw("# ASSIGNMENT CONFIG\nname: [week09"), _raw("# BEGIN QUESTION\nname: q1")])
+    with pytest.raises(MasterFormatError, match="cell 1: invalid YAML"):
+        parse_master(p)
+    p = _nb(tmp_path, [_raw("# ASSIGNMENT CONFIG\nname: week09"), _raw("# BEGIN QUESTION\nname: q1"),
+                       _raw("# END QUESTION")])
+    with pytest.raises(MasterFormatError, match="cell 3: question 'q1' has no test cells"):
+        parse_master(p)
+
+
+def test_test_points_must_add_up(tmp_path):
+    p = _nb(tmp_path, [_raw("# ASSIGNMENT CONFIG\nname: week09"), _raw("# BEGIN QUESTION\nname: q1\npoints: 1"),
+                       _raw("# BEGIN TESTS"),
+                       _code('""" # BEGIN TEST CONFIG\npoints: 3\n""" # END TEST CONFIG\nassert True'),
+                       _raw("# END TESTS"), _raw("# END QUESTION")])
+    with pytest.raises(MasterFormatError, match="do not add up"):
+        parse_master(p)
+
+
+def test_not_a_notebook(tmp_path):
+    p = tmp_path / "week09.ipynb"
+    p.write_text("{not json")
+    with pytest.raises(MasterFormatError, match="not a readable notebook"):
+        parse_master(p)
+
+
+def test_strip_solutions_block_and_line_markers():
+    src = "def f(x):\n    # BEGIN SOLUTION\n    y = x + 1\n    return y\n    # END SOLUTION\nz = 3  # SOLUTION\n"
+    assert strip_solutions(src) == "def f(x):\n    ...\nz = ..."
+
+
+def test_doctest_conversion_keeps_compound_statements():
+    code = "import numpy as np\nfor i in range(2):\n    assert i < 2\nassert np.isclose(1, 1)\n"
+    doc = to_doctest(code)
+    assert doc.splitlines() == [">>> import numpy as np", ">>> for i in range(2):", "...     assert i < 2",
+                                "... ", ">>> assert np.isclose(1, 1)"]

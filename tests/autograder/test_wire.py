@@ -1,0 +1,83 @@
+"""Plain data across the boundary: round trips, and nothing else gets through."""
+import io
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from autograder.harness import wire
+
+
+def _roundtrip(x):
+    tree, blobs = wire.encode_value(x, lambda obj: (_ for _ in ()).throw(TypeError("not data")))
+    return wire.decode(tree, blobs)
+
+
+def test_roundtrip_of_plain_values_keeps_exact_types():
+    value = {"a": [1, 2.5, None, True, "s", b"\x00\x01", 3 + 4j, Ellipsis, 2**80],
+             "t": (np.arange(6.0).reshape(2, 3), torch.eye(2, dtype=torch.float64), np.float32(1.5))}
+    out = _roundtrip(value)
+    assert out["a"] == value["a"]
+    assert type(out["t"]) is tuple
+    arr, ten, scalar = out["t"]
+    assert type(arr) is np.ndarray and np.array_equal(arr, value["t"][0])
+    assert type(ten) is torch.Tensor and ten.dtype == torch.float64 and torch.equal(ten, value["t"][1])
+    assert type(scalar) is np.float32 and scalar == 1.5
+
+
+def test_nan_and_inf_survive_as_floats():
+    out = _roundtrip([float("nan"), float("inf")])
+    assert np.isnan(out[0]) and out[1] == float("inf")
+
+
+class LyingFloat(float):
+    def __eq__(self, other):
+        return True
+
+    __hash__ = float.__hash__
+
+
+class LyingArray(np.ndarray):
+    def __eq__(self, other):
+        return True
+
+
+def test_lying_subclasses_are_not_data_and_become_handles():
+    handles = []
+
+    def make_handle(obj):
+        handles.append(obj)
+        return {"__t__": "handle", "id": len(handles), "type": type(obj).__name__}
+
+    tree, blobs = wire.encode_value([LyingFloat(1.0), np.zeros(2).view(LyingArray)], make_handle)
+    out = wire.decode(tree, blobs)
+    assert all(isinstance(h, wire.Handle) for h in out) and len(handles) == 2
+
+
+@pytest.mark.parametrize("tree", [
+    {"__t__": "pickle", "v": "x"},
+    {"__t__": "ndarray", "blob": 5},
+    {"__t__": "dict", "k": [[1]], "v": [1]},
+    {"__t__": "float", "v": "not a number"},
+])
+def test_malformed_trees_are_refused(tree):
+    with pytest.raises(wire.WireError):
+        wire.decode(tree, [])
+
+
+def test_object_arrays_and_pickles_are_refused():
+    buf = io.BytesIO()
+    np.save(buf, np.array([object()], dtype=object), allow_pickle=True)
+    with pytest.raises(wire.WireError):
+        wire.decode({"__t__": "ndarray", "blob": 0}, [buf.getvalue()])
+
+
+def test_framing_roundtrip_over_a_pipe():
+    r, w = os.pipe()
+    wire.write_message(w, {"op": "x", "n": 3}, [b"abc", b""])
+    msg, blobs = wire.read_message(r)
+    assert msg == {"op": "x", "n": 3} and blobs == [b"abc", b""]
+    os.close(w)
+    with pytest.raises(EOFError):
+        wire.read_message(r)
