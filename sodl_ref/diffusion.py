@@ -294,7 +294,7 @@ def ddpm_step(xt, t: int, eps, betas, noise, variance: str = "beta") -> Tensor:
 
 
 def ancestral_sample(score_fn: Callable[[Tensor, int], Tensor], x_T, betas, generator: torch.Generator | None = None,
-                     variance: str = "beta", return_trajectory: bool = False):
+                     variance: str = "beta", return_trajectory: bool = False, noise=None):
     """DDPM ancestral sampling (Ho et al. 2020, Algorithm 2) driven by a score function.
 
     eps_theta(x_t, t) = -sqrt(1 - alpha_bar_t) score_fn(x_t, t) (``eps_from_score``).
@@ -305,6 +305,8 @@ def ancestral_sample(score_fn: Callable[[Tensor, int], Tensor], x_T, betas, gene
         betas: [T].
         generator: torch.Generator for the noise z (on x_T's device).
         return_trajectory: also return all iterates [T + 1, B, d], from x_T to x_0.
+        noise: optional [T, B, d]; if given, noise[t - 1] is the z of step t
+            (noise[0] is unused: the last step adds no noise) and ``generator`` is ignored.
     Returns:
         x_0 [B, d] (and the trajectory).
     """
@@ -314,7 +316,10 @@ def ancestral_sample(score_fn: Callable[[Tensor, int], Tensor], x_T, betas, gene
     traj = [x]
     for t in range(T, 0, -1):
         eps = eps_from_score(score_fn(x, t), t, betas)
-        z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+        if noise is not None:
+            z = _as_float64(noise, x.device)[t - 1]
+        else:
+            z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
         x = ddpm_step(x, t, eps, betas, z, variance)
         if return_trajectory:
             traj.append(x)
@@ -324,14 +329,17 @@ def ancestral_sample(score_fn: Callable[[Tensor, int], Tensor], x_T, betas, gene
 
 
 def sample_gmm_ddpm(x_T, weights, means, covs, betas, generator: torch.Generator | None = None,
-                    variance: str = "beta", return_trajectory: bool = False):
-    """Ancestral sampling from a Gaussian mixture with its exact diffused score (``diffused_gmm_score``)."""
+                    variance: str = "beta", return_trajectory: bool = False, noise=None):
+    """Ancestral sampling from a Gaussian mixture with its exact diffused score (``diffused_gmm_score``).
+
+    Arguments as ``ancestral_sample``; weights: [K], means: [K, d], covs: [K, d, d].
+    """
     abar = alphas_cumprod(betas)
 
     def score(x, t):
         return diffused_gmm_score(x, weights, means, covs, float(abar[t - 1]))
 
-    return ancestral_sample(score, x_T, betas, generator, variance, return_trajectory)
+    return ancestral_sample(score, x_T, betas, generator, variance, return_trajectory, noise)
 
 
 def ddpm_gaussian_output_moments(mean, var, betas, variance: str = "beta") -> tuple[float, float]:

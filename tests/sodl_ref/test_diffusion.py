@@ -267,3 +267,18 @@ def test_dsm_loss_minus_its_value_at_true_score_is_explicit_score_matching_vince
     # per-sample alpha_bar [B]
     abs_ = torch.full((n,), ab, dtype=torch.float64)
     assert abs(dif.dsm_loss(s, x0, xt, abs_) - dif.dsm_loss(s, x0, xt, ab)) < 1e-12
+
+
+def test_ancestral_sample_with_explicit_noise_equals_generator_run():
+    """Passing the generator's draws as noise[t - 1] reproduces the generator-driven run exactly."""
+    betas = dif.linear_beta_schedule(20, 1e-3, 0.2)
+    w = torch.tensor([0.5, 0.5], dtype=torch.float64)
+    means = torch.tensor([[-2.0, 0.0], [2.0, 1.0]], dtype=torch.float64)
+    covs = 0.2 * torch.eye(2, dtype=torch.float64).expand(2, 2, 2)
+    x_T = torch.randn(7, 2, generator=_gen(9), dtype=torch.float64)
+    g = _gen(10)
+    draws = [torch.randn(7, 2, generator=g, dtype=torch.float64) for _ in range(20)]  # drawn for t = 20..1
+    noise = torch.stack(draws[::-1])  # noise[t - 1] = draw of step t
+    a = dif.sample_gmm_ddpm(x_T, w, means, covs, betas, generator=_gen(10))
+    b = dif.sample_gmm_ddpm(x_T, w, means, covs, betas, noise=noise)
+    assert torch.equal(a, b)
