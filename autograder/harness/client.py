@@ -215,6 +215,8 @@ class Sandbox:
                         f"cell {current + 1} ended the Python process (os._exit, a signal, or out of memory)")
                 return CellIssue(current, kind, text)
             event = msg.get("event")
+            if event == "started":
+                _log_missing(msg.get("missing"))
             if event == "fatal":
                 raise SandboxDied(f"sandbox set-up failed: {msg.get('error')}")
             if event == "cell_start":
@@ -259,11 +261,12 @@ class Sandbox:
         try:
             wire.write_message(self.req_fd, msg, blobs)
         except OSError as e:
+            self.close()
             raise SandboxDied("the sandbox closed its channel") from e
         try:
             reply = self._next(timeout)
-        except SandboxTimeout:
-            self.close()
+        except (SandboxTimeout, SandboxDied):
+            self.close()  # a dead or hung sandbox is restarted by the next question
             raise
         if "error" in reply:
             raise StudentError(reply["error"])
@@ -306,6 +309,17 @@ class Sandbox:
         if len(self.output) >= self.limits.max_output_kb * 1024:
             text += "\n[output truncated]"
         return text
+
+
+_warned: set[str] = set()
+
+
+def _log_missing(missing) -> None:
+    """Say once, on the grader's stderr, which protection is missing."""
+    for item in missing if isinstance(missing, list) else []:
+        if item not in _warned:
+            _warned.add(item)
+            print(f"sodl: warning: sandbox protection missing: {item}", file=sys.stderr)
 
 
 def _sandbox_env() -> dict[str, str]:

@@ -5,6 +5,7 @@ before any student code; the other functions run on the trusted side.
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import pwd
 import resource
@@ -58,29 +59,58 @@ def _vm_size() -> int:
     return 0
 
 
-def enter_sandbox(start: dict) -> None:
-    """Drop privileges and set limits (called inside the sandbox process)."""
-    os.chdir(start["workdir"])
-    os.umask(0o077)
+CLONE_NEWNET = 0x40000000
+
+
+def _unshare_network() -> bool:
+    """Move this process into an empty network namespace (no interfaces up)."""
+    try:
+        return ctypes.CDLL(None, use_errno=True).unshare(CLONE_NEWNET) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def enter_sandbox(start: dict) -> list[str]:
+    """Drop privileges and set limits (called inside the sandbox process,
+    after its imports, before any student code). Returns the protections
+    that could not be applied, for the grader's log.
+
+    As root: no network (an empty network namespace), the scratch folder
+    becomes ``/`` (chroot: hidden tests, ``sodl_ref``, the zip and the
+    results are simply not there), then the unprivileged account. Not as
+    root: only the resource limits.
+    """
+    missing = []
+    workdir = start["workdir"]
+    # The address space limit counts what the preloaded libraries already
+    # mapped, so the student's budget is added on top of it (read before
+    # chroot hides /proc).
+    mem = _vm_size() + start["memory_mb"] * MB
     user = start.get("user")
     if user and os.geteuid() == 0:
+        if not _unshare_network():
+            missing.append("network isolation (unshare failed)")
+        os.chroot(workdir)
+        workdir = "/"
+        os.chdir("/")
         os.setgroups([])
         os.setgid(user["gid"])
         os.setuid(user["uid"])
         resource.setrlimit(resource.RLIMIT_NPROC, (start["max_processes"],) * 2)
-    # The address space limit counts what the preloaded libraries already
-    # mapped, so the student's budget is added on top of it.
-    mem = _vm_size() + start["memory_mb"] * MB
+    else:
+        os.chdir(workdir)
+        missing.append("not root: student code runs as the grader's user, can read what it can read, "
+                       "and can use the network")
+    os.umask(0o077)
     resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
     resource.setrlimit(resource.RLIMIT_CPU, (start["cpu_seconds"], start["cpu_seconds"] + 5))
     fsize = start["max_file_mb"] * MB
     resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     os.environ.clear()
-    os.environ.update({
-        "HOME": start["workdir"], "PATH": "/usr/bin:/bin", "MPLBACKEND": "Agg",
-        "OMP_NUM_THREADS": "1",
-    })
+    os.environ.update({"HOME": workdir, "TMPDIR": workdir, "PATH": "/usr/bin:/bin",
+                       "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"})
+    return missing
 
 
 def _parent_pids() -> dict[int, int]:

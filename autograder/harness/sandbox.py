@@ -184,13 +184,13 @@ def describe_exception(e: BaseException) -> dict:
     return {"type": type(e).__name__[:100], "message": _safe_str(e), "traceback": tb}
 
 
-def prepare(start: dict) -> None:
+def prepare(start: dict) -> list[str]:
     """Privilege drop and limits, before any student code runs. (The
     preload modules were imported by the zygote before it forked us.)"""
     from autograder.harness import limits
 
     sys.modules["otter"] = _otter_stub()
-    limits.enter_sandbox(start)
+    return limits.enter_sandbox(start)
 
 
 def serve_forked(req_fd: int, resp_fd: int) -> None:
@@ -198,11 +198,11 @@ def serve_forked(req_fd: int, resp_fd: int) -> None:
     msg, _ = wire.read_message(req_fd)
     server = Server(req_fd, resp_fd)
     try:
-        prepare(msg)
+        missing = prepare(msg)
     except BaseException as e:  # noqa: BLE001
         server.send({"event": "fatal", "error": describe_exception(e)})
         os._exit(3)
-    server.send({"event": "started", "pid": os.getpid()})
+    server.send({"event": "started", "pid": os.getpid(), "missing": missing})
     # sys.exit() in student code is just an exception here: it is reported
     # as an error of its cell (or of the call), and the server goes on.
     server.run_cells(msg["cells"])

@@ -22,7 +22,7 @@ def packaged(toy_zip):
 @pytest.fixture(scope="module")
 def fast(packaged):
     """The toy assignment with short limits, for hostile submissions."""
-    g = dataclasses.replace(packaged.grading, question_timeout=2.0, cell_timeout=3.0, total_timeout=60.0)
+    g = dataclasses.replace(packaged.grading, question_timeout=3.0, cell_timeout=4.0, total_timeout=60.0)
     return dataclasses.replace(packaged, grading=g)
 
 

@@ -1,0 +1,129 @@
+"""The adversarial suite: every attack gets the honest grade of the same answers.
+
+Each case appends hostile code to the toy week's correct notebook (honest
+grade: q1_square 2, q2_mean 1) and states the grade the same answers earn
+without the attack. Grow this file with every exploit found.
+"""
+import dataclasses
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+import sodl_ref
+from autograder.grade import grade_cells, load_zip
+from autograder.harness.limits import ensure_user
+from autograder.notebooks import grading_cells
+
+pytestmark = pytest.mark.timeout(300)
+AS_ROOT = os.geteuid() == 0
+SODL_REF = Path(sodl_ref.__file__).resolve()
+FULL = {"q1_square": 2.0, "q2_mean": 1.0}
+WRONG_MEAN = {"q1_square": 2.0, "q2_mean": 0.0}
+WRONG_SQUARE = {"q1_square": 0.0, "q2_mean": 1.0}
+
+
+@pytest.fixture(scope="module")
+def fast(toy_zip):
+    p = load_zip(toy_zip)
+    g = dataclasses.replace(p.grading, question_timeout=3.0, cell_timeout=4.0, total_timeout=90.0)
+    return dataclasses.replace(p, grading=g)
+
+
+def grade_with(fast, key_notebook, attack: str):
+    res = grade_cells(fast, grading_cells(key_notebook) + [attack], "attack")
+    return {q.question.name: q.score for q in res.questions}, res
+
+
+TAMPERING = [
+    # comparison functions patched in the student's process do not exist on the trusted side
+    ("patch_numpy", "np.allclose = lambda *a, **k: True\nnp.isclose = lambda *a, **k: True\n"
+                    "np.testing.assert_allclose = lambda *a, **k: None\ndef mean(x):\n    return 0.0", WRONG_MEAN),
+    # patching builtins breaks the sandbox's own reply encoding: the cell
+    # counts as crashed and is skipped, so the wrong mean it defines never
+    # counts either (the grade of the notebook without that cell)
+    ("patch_builtins", "import builtins\nbuiltins.abs = lambda x: 0\nbuiltins.isinstance = lambda *a: True\n"
+                       "def mean(x):\n    return 0.0", FULL),
+    ("patch_builtins_abs", "import builtins\nbuiltins.abs = lambda x: 0\nbuiltins.all = lambda x: True\n"
+                           "def mean(x):\n    return 0.0", WRONG_MEAN),
+    ("patch_math_torch", "import math, torch\nmath.isclose = lambda *a, **k: True\ntorch.allclose = lambda *a, **k: True\n"
+                         "torch.equal = lambda *a: True\ndef mean(x):\n    return 0.0", WRONG_MEAN),
+    ("patch_checker", "import sys, types\nm = types.ModuleType('autograder.checks')\n"
+                      "m.expect_close = lambda *a, **k: None\nsys.modules['autograder.checks'] = m\n"
+                      "def mean(x):\n    return 0.0", WRONG_MEAN),
+    # lying numeric types
+    ("float_subclass", "class F(float):\n    def __eq__(s, o): return True\n    def __sub__(s, o): return 0.0\n"
+                       "    def __rsub__(s, o): return 0.0\n    def __abs__(s): return 0.0\n    __hash__ = float.__hash__\n"
+                       "def mean(x):\n    return F(1e9)", WRONG_MEAN),
+    ("ndarray_subclass", "class A(np.ndarray):\n    def __eq__(s, o): return np.ones(np.shape(s), bool)\n"
+                         "    def __array_ufunc__(s, *a, **k): return np.zeros(s.shape)\n"
+                         "def square(x):\n    return np.zeros(np.shape(x)).view(A)", WRONG_SQUARE),
+    ("tensor_subclass", "import torch\nclass T(torch.Tensor):\n    @classmethod\n"
+                        "    def __torch_function__(cls, func, types, args=(), kwargs=None):\n"
+                        "        return torch.tensor(0.0)\n"
+                        "def square(x):\n    return torch.zeros(np.shape(x)).as_subclass(T)", WRONG_SQUARE),
+    ("nan_answer", "def mean(x):\n    return float('nan')", WRONG_MEAN),
+    ("inf_answer", "def square(x):\n    return np.full(np.shape(x), np.inf)", WRONG_SQUARE),
+    # exits and exceptions
+    ("sys_exit_in_function", "import sys\ndef mean(x):\n    sys.exit(0)", WRONG_MEAN),
+    ("base_exception_in_function", "class B(BaseException):\n    pass\ndef mean(x):\n    raise B()", WRONG_MEAN),
+    ("os_exit_in_function", "import os\ndef square(x):\n    os._exit(0)", WRONG_SQUARE),
+    ("kill_parent", "import os, signal\ntry:\n    os.kill(os.getppid(), signal.SIGKILL)\nexcept Exception:\n    pass\n"
+                    "try:\n    os.kill(-1, signal.SIGKILL)\nexcept Exception:\n    pass", FULL),
+    ("print_fake_results", "print('{\"score\": 1000, \"tests\": []}')", FULL),
+    # resources
+    ("memory_hog_cell", "x = bytearray(8 << 30)", FULL),
+    ("memory_hog_function", "def square(x):\n    return np.ones((1 << 28, 64))", WRONG_SQUARE),
+    ("fork_bomb", "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass", FULL),
+    ("stdout_flood", "import sys\nfor _ in range(100):\n    sys.stdout.write('x' * 1_000_000)", FULL),
+    ("infinite_loop_sigterm_ignored_in_function",
+     "import signal\ndef mean(x):\n    signal.signal(signal.SIGTERM, signal.SIG_IGN)\n    while True:\n        pass", WRONG_MEAN),
+    ("deep_nesting", "def mean(x):\n    v = []\n    for _ in range(10000):\n        v = [v]\n    return v", WRONG_MEAN),
+]
+
+
+@pytest.mark.parametrize("name, attack, expected", TAMPERING, ids=[t[0] for t in TAMPERING])
+def test_attack_gets_the_honest_grade(fast, key_notebook, name, attack, expected):
+    t0 = time.monotonic()
+    scores, res = grade_with(fast, key_notebook, attack)
+    assert scores == expected
+    assert time.monotonic() - t0 < 60
+    assert len(res.stdout) <= fast.grading.max_output_kb * 1024 + 100
+
+
+@pytest.mark.skipif(not AS_ROOT, reason="file isolation needs root (chroot + unprivileged user)")
+@pytest.mark.parametrize("what", ["sodl_ref_source", "import_sodl_ref", "zip", "delete_files", "socket"])
+def test_files_network_and_reference_are_out_of_reach(fast, key_notebook, toy_zip, what):
+    probe = {
+        "sodl_ref_source": f"open({str(SODL_REF)!r}).read()",
+        "import_sodl_ref": "import sodl_ref.foundations",
+        "zip": f"open({str(toy_zip)!r}, 'rb').read(10)",
+        "delete_files": f"import shutil\nshutil.rmtree({str(toy_zip.parent)!r})",
+        "socket": "import socket\nsocket.create_connection(('127.0.0.1', 22), timeout=1)",
+    }[what]
+    # square is right only if the probe succeeded: the honest grade is q1 = 0
+    attack = ("LEAK = False\ntry:\n" + "".join(f"    {ln}\n" for ln in probe.splitlines())
+              + "    LEAK = True\nexcept BaseException:\n    pass\n"
+              "def square(x):\n    return np.asarray(x, dtype=float) ** 2 if LEAK else np.zeros(np.shape(x))")
+    scores, _ = grade_with(fast, key_notebook, attack)
+    assert scores == WRONG_SQUARE
+    assert toy_zip.exists()
+
+
+@pytest.mark.skipif(not AS_ROOT, reason="process clean-up by account needs root")
+def test_detached_children_are_gone_when_grading_ends(fast, key_notebook, tmp_path):
+    attack = ("import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
+              "        time.sleep(30)\n        os._exit(0)\n    os._exit(0)\ntime.sleep(0.2)")
+    scores, _ = grade_with(fast, key_notebook, attack)
+    assert scores == FULL
+    uid = ensure_user(fast.grading.sandbox_user).uid
+    left = [p for p in os.listdir("/proc") if p.isdigit() and _uid(p) == uid]
+    assert left == []
+
+
+def _uid(pid):
+    try:
+        return os.stat(f"/proc/{pid}").st_uid
+    except OSError:
+        return None
