@@ -24,6 +24,7 @@ Tensor = torch.Tensor
 
 __all__ = [
     "policy_transition",
+    "terminal_states",
     "policy_evaluation",
     "iterative_policy_evaluation",
     "q_values",
@@ -54,9 +55,15 @@ def policy_transition(P, R, policy) -> tuple[Tensor, Tensor]:
     return P_pi, r_pi
 
 
-def _absorbing_zero_reward(P_pi: Tensor, r_pi: Tensor) -> Tensor:
-    """[S] bool: states that stay put with probability one and earn nothing (terminal states)."""
-    return (P_pi.diagonal() == 1.0) & (r_pi == 0.0)
+def terminal_states(P, R, atol: float = 1e-12) -> Tensor:
+    """[S] bool: terminal states, absorbing under every action with zero reward.
+
+        P[s, a, s] = 1 and R[s, a] = 0 for all a   (up to atol)
+    """
+    P = _as64(P)
+    R = _as64(R, P.device)
+    stay = P.diagonal(dim1=0, dim2=2)  # [A, S]: P[s, a, s]
+    return ((stay >= 1.0 - atol).all(0)) & ((R.abs() <= atol).all(1))
 
 
 def policy_evaluation(P, R, policy, gamma) -> Tensor:
@@ -66,9 +73,10 @@ def policy_evaluation(P, R, policy, gamma) -> Tensor:
         (Sutton & Barto 2018, eq. 4.4, as a linear system)
 
     For gamma = 1 (episodic tasks) terminal states -- absorbing with zero
-    reward -- get value 0 and the system is solved on the other states; it
-    must then be non-singular (every state reaches a terminal state with
-    probability one), otherwise a ValueError is raised.
+    reward under every action, see :func:`terminal_states` -- get value 0
+    and the system is solved on the other states; it must then be
+    non-singular (every state reaches a terminal state with probability
+    one), otherwise a ValueError is raised.
 
     Args:
         P: [S, A, S] transitions; R: [S, A] rewards; policy: [S, A].
@@ -81,7 +89,7 @@ def policy_evaluation(P, R, policy, gamma) -> Tensor:
     S = P_pi.shape[0]
     gamma = float(gamma)
     v = torch.zeros(S, dtype=torch.float64, device=P_pi.device)
-    keep = ~_absorbing_zero_reward(P_pi, r_pi) if gamma == 1.0 else torch.ones(S, dtype=torch.bool, device=P_pi.device)
+    keep = ~terminal_states(P, R) if gamma == 1.0 else torch.ones(S, dtype=torch.bool, device=P_pi.device)
     idx = keep.nonzero().flatten()
     if idx.numel() == 0:
         return v

@@ -109,3 +109,19 @@ def test_policy_evaluation_raises_when_episode_never_ends():
     R = torch.ones(2, 1, dtype=torch.float64)
     with pytest.raises(ValueError):
         rl.policy_evaluation(P, R, torch.ones(2, 1), 1.0)
+
+
+def test_gridworld_any_stochastic_policy_satisfies_bellman_with_zero_terminal_values():
+    """Under any policy with full support the gridworld episode ends, and v_pi
+    satisfies the Bellman equation on non-terminal states with v = 0 at the corners
+    (checked as a residual); P_pi's rows sum to one only up to rounding here, which
+    must not confuse the detection of terminal states."""
+    P, R = rl.gridworld_4x4()
+    rng = np.random.default_rng(4)
+    pi = torch.tensor(rng.dirichlet(np.ones(4), size=16))
+    v = rl.policy_evaluation(P, R, pi, 1.0)
+    assert torch.equal(rl.terminal_states(P, R), torch.tensor([True] + [False] * 14 + [True]))
+    assert v[0] == 0 and v[15] == 0
+    P_pi, r_pi = rl.policy_transition(P, R, pi)
+    torch.testing.assert_close((r_pi + P_pi @ v)[1:15], v[1:15], rtol=1e-10, atol=1e-10)
+    assert (v[1:15] < -1).all()
