@@ -65,8 +65,19 @@ def cmd_grade(args) -> int:
     if missing:
         print(f"sodl grade: not found: {', '.join(missing)}", file=sys.stderr)
         return 2
-    book = grade_batch(Path(args.zip), subs, Path(args.out), jobs=args.jobs or os.cpu_count() or 1,
-                       question_timeout=args.timeout, regrade=args.regrade)
+    from autograder.harness.client import GraderFailure
+
+    try:
+        book = grade_batch(Path(args.zip), subs, Path(args.out), jobs=args.jobs or os.cpu_count() or 1,
+                           question_timeout=args.timeout, regrade=args.regrade)
+    except KeyboardInterrupt:
+        print("\nsodl grade: interrupted; finished submissions are saved: run the same command to resume",
+              file=sys.stderr)
+        sys.stderr.flush()
+        os._exit(130)
+    except GraderFailure as e:
+        print(f"sodl grade: {e}", file=sys.stderr)
+        return 1
     print(book.read_text(), end="")
     print(f"gradebook: {book}")
     return 0

@@ -8,6 +8,7 @@ import json
 import os
 import queue
 import tempfile
+import threading
 import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from autograder import gradescope
 from autograder.config import GradingConfig, _build
-from autograder.harness.client import Sandbox, SandboxDied, SandboxLimits, SandboxTimeout
+from autograder.harness.client import GraderFailure, Sandbox, SandboxLimits, Zygote
 from autograder.harness.limits import ensure_user
 from autograder.harness.trusted import grade_sandbox
 from autograder.notebooks import grading_cells
@@ -136,10 +137,7 @@ def grade_cells(packaged: PackagedAssignment, cells: list[str], name: str, slot:
     seed = submission_seed(cells) if seed is None else seed
     sandbox = Sandbox(limits, user, slot=slot, cells=list(cells) + list(extra_cells or []))
     try:
-        try:
-            sandbox.start(deadline)
-        except (SandboxDied, SandboxTimeout) as e:
-            return _fill(SubmissionResult.ungraded(name, a, f"Your notebook could not be executed: {e}"), started)
+        sandbox.start(deadline)  # GraderFailure propagates: no grade is recorded
         for issue in sandbox.issues:
             result.messages.append(f"While executing your notebook, {issue.message}.")
         result.questions = grade_sandbox(a, sandbox, seed, question_timeout or g.question_timeout, deadline, only)
@@ -232,25 +230,46 @@ def grade_batch(zip_path: Path, submissions: list[Path], out: Path, jobs: int = 
     for slot in range(max(1, jobs)):
         free_slots.put(slot)
 
+    stopping = threading.Event()
+    failures: list[str] = []
+
     def work(item):
         path, name = item
+        if stopping.is_set():
+            return name
         slot = free_slots.get()
         try:
             result = grade_submission(packaged, path, name, slot=slot, question_timeout=question_timeout)
+        except GraderFailure as e:
+            failures.append(f"{name}: {e}")
+            return name
         finally:
             free_slots.put(slot)
-        gradescope.write_json_atomic(out / name / "results.json", gradescope.results_json(result))
+        if not stopping.is_set():  # an interrupted run records nothing half-done
+            gradescope.write_json_atomic(out / name / "results.json", gradescope.results_json(result))
         return name
 
-    with tqdm(total=len(submissions), initial=len(submissions) - len(todo), unit="sub",
-              desc=f"grading {packaged.assignment.name}", disable=not progress) as bar:
-        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            futures = {pool.submit(work, item): item for item in todo}
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs))
+    try:
+        with tqdm(total=len(submissions), initial=len(submissions) - len(todo), unit="sub",
+                  desc=f"grading {packaged.assignment.name}", disable=not progress) as bar:
+            futures = [pool.submit(work, item) for item in todo]
             for fut in as_completed(futures):
                 fut.result()
                 bar.update(1)
+    except BaseException:
+        stopping.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+        Zygote.shutdown_all()
+        raise
+    pool.shutdown()
     rows = []
     for name in names:
-        data = json.loads((out / name / "results.json").read_text())
-        rows.append(summary_row(name, data, packaged.assignment))
-    return write_gradebook(out, rows, packaged.assignment)
+        path = out / name / "results.json"
+        if path.exists():
+            rows.append(summary_row(name, json.loads(path.read_text()), packaged.assignment))
+    book = write_gradebook(out, rows, packaged.assignment)
+    if failures:
+        raise GraderFailure(f"{len(failures)} submission(s) could not be graded (run again to retry them): "
+                            + "; ".join(failures[:5]))
+    return book

@@ -71,6 +71,12 @@ class SandboxDied(Exception):
     """The sandbox process ended while we were waiting for it."""
 
 
+class GraderFailure(Exception):
+    """The grading machinery failed before any student code ran (the zygote
+    did not start, the sandbox could not be set up). Not the student's
+    fault: no grade may be recorded; grading again is the remedy."""
+
+
 class Zygote:
     """A pre-imported process that forks sandboxes (see ``zygote``).
 
@@ -86,15 +92,20 @@ class Zygote:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "autograder.harness.zygote", str(child.fileno())],
             pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, env=_sandbox_env(), cwd="/",
+            stderr=subprocess.DEVNULL, env=_sandbox_env(), cwd="/", start_new_session=True,
         )
         child.close()
         self.sock = parent
         self.sock.settimeout(startup_timeout)
         self.lines = self.sock.makefile("rb")
         self.sock.sendall(json.dumps({"preload": list(preload)}).encode())
-        if self.lines.readline() != b"ready\n":
-            raise SandboxDied("the sandbox zygote did not start")
+        try:
+            ready = self.lines.readline()
+        except OSError:
+            ready = b""
+        if ready != b"ready\n":
+            self.proc.kill()
+            raise GraderFailure("the sandbox zygote did not start")
         self.sock.settimeout(30)
         self.spawn_lock = threading.Lock()
 
@@ -112,7 +123,7 @@ class Zygote:
             socket.send_fds(self.sock, [b"spawn"], fds)
             line = self.lines.readline()
         if not line.strip().isdigit():
-            raise SandboxDied("the sandbox zygote did not fork")
+            raise GraderFailure("the sandbox zygote did not fork")
         return int(line)
 
     @classmethod
@@ -208,7 +219,7 @@ class Sandbox:
                 msg = self._next(wait)
             except (SandboxTimeout, SandboxDied) as e:
                 if current is None:
-                    raise SandboxDied("the grading process could not start") from e
+                    raise GraderFailure("the sandbox process did not start") from e
                 kind = "timeout" if isinstance(e, SandboxTimeout) else "crash"
                 text = (f"cell {current + 1} ran longer than {lim.cell_timeout:g} s and was stopped"
                         if kind == "timeout" else
@@ -218,7 +229,7 @@ class Sandbox:
             if event == "started":
                 _log_missing(msg.get("missing"))
             if event == "fatal":
-                raise SandboxDied(f"sandbox set-up failed: {msg.get('error')}")
+                raise GraderFailure(f"sandbox set-up failed: {msg.get('error')}")
             if event == "cell_start":
                 current = int(msg["index"])
                 wait = min(lim.cell_timeout, max(0.1, deadline - time.monotonic()))

@@ -14,7 +14,7 @@ import hashlib
 import importlib
 import time
 
-from autograder.harness.client import Sandbox, SandboxDied, SandboxTimeout, StudentError
+from autograder.harness.client import GraderFailure, Sandbox, SandboxDied, SandboxTimeout, StudentError
 from autograder.harness.proxy import RemoteCallable, Session
 from autograder.records import Assignment, Question, QuestionResult, TestCase, TestOutcome
 
@@ -117,7 +117,7 @@ def grade_sandbox(assignment: Assignment, sandbox: Sandbox, seed: int, question_
             if time.monotonic() < deadline:
                 try:
                     sandbox.restart(deadline)
-                except (SandboxDied, SandboxTimeout):
+                except (SandboxDied, SandboxTimeout, GraderFailure):
                     pass
         if not sandbox.running or time.monotonic() >= deadline:
             res = QuestionResult(question, note="not graded: the submission's total time limit was reached"

@@ -38,6 +38,7 @@ def _child(fds: list[int]) -> None:
 
     req_fd, resp_fd, out_fd = fds
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     os.setsid()
     os.dup2(out_fd, 1)
     os.dup2(out_fd, 2)
@@ -59,6 +60,7 @@ def main() -> None:
     except (OSError, AttributeError):
         pass
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped automatically
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the grader decides when we stop
     sock.sendall(b"ready\n")
     while True:
         try:
