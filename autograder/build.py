@@ -14,7 +14,7 @@ from autograder.grade import PackagedAssignment
 from autograder.gradescope_env import write_zip
 from autograder.master import Master
 from autograder.mutants import Mutant, load_mutants
-from autograder.notebooks import make_notebook
+from autograder.notebooks import grading_cells, make_notebook
 from autograder.records import Assignment
 
 
@@ -43,14 +43,17 @@ def prepare(week: Week) -> BuiltWeek:
     """Parse and validate a week and make its notebooks (nothing written)."""
     master, config = week.load()
     mutants = load_mutants(week.mutants_path, [q.name for q in master.questions])
-    return BuiltWeek(week, config, package(master, config), make_notebook(master, config, False),
-                     make_notebook(master, config, True), mutants)
+    key = make_notebook(master, config, True)
+    return BuiltWeek(week, config, package(master, config, grading_cells(key), mutants),
+                     make_notebook(master, config, False), key, mutants)
 
 
-def package(master: Master, config: AssignmentConfig) -> PackagedAssignment:
+def package(master: Master, config: AssignmentConfig, key_cells: list[str], mutants: list[Mutant]) -> PackagedAssignment:
+    """What the zip carries: questions and tests, limits, and for diagnosis
+    the answer key's graded cells and the catalogue of mistakes."""
     assignment = Assignment(config.name, config.title, tuple(master.questions),
                             config.hidden_visibility, config.show_stdout)
-    return PackagedAssignment(assignment, config.grading)
+    return PackagedAssignment(assignment, config.grading, tuple(key_cells), tuple(mutants))
 
 
 def write_notebook(nb, path: Path) -> Path:

@@ -19,7 +19,9 @@ from autograder import gradescope
 from autograder.config import GradingConfig, _build
 from autograder.harness.client import GraderFailure, Sandbox, SandboxLimits, Zygote
 from autograder.harness.limits import ensure_user
+from autograder.diagnosis import diagnose
 from autograder.harness.trusted import grade_sandbox
+from autograder.mutants import Mutant
 from autograder.notebooks import grading_cells
 from autograder.records import Assignment, SubmissionResult
 
@@ -32,16 +34,22 @@ class PackagedAssignment:
 
     assignment: Assignment
     grading: GradingConfig
+    key_cells: tuple[str, ...] = ()
+    mutants: tuple[Mutant, ...] = ()
 
     def to_json(self) -> bytes:
         grading = asdict(self.grading)
         grading["preload"] = list(grading["preload"])
-        return json.dumps({"assignment": self.assignment.to_dict(), "grading": grading}, indent=1).encode()
+        return json.dumps({"assignment": self.assignment.to_dict(), "grading": grading,
+                           "key_cells": list(self.key_cells),
+                           "mutants": [m.to_dict() for m in self.mutants]}, indent=1).encode()
 
 
 def load_packaged_assignment(data: bytes) -> PackagedAssignment:
     d = json.loads(data)
-    return PackagedAssignment(Assignment.from_dict(d["assignment"]), _build(GradingConfig, d["grading"], "zip"))
+    return PackagedAssignment(Assignment.from_dict(d["assignment"]), _build(GradingConfig, d["grading"], "zip"),
+                              tuple(d.get("key_cells", ())),
+                              tuple(Mutant.from_dict(m) for m in d.get("mutants", ())))
 
 
 def load_zip(path: Path) -> PackagedAssignment:
@@ -124,13 +132,14 @@ def submission_seed(cells: list[str]) -> int:
 
 def grade_cells(packaged: PackagedAssignment, cells: list[str], name: str, slot: int = 0,
                 question_timeout: float | None = None, only: set[str] | None = None,
-                extra_cells: list[str] | None = None, seed: int | None = None) -> SubmissionResult:
+                extra_cells: list[str] | None = None, seed: int | None = None,
+                diagnose_mistakes: bool = True) -> SubmissionResult:
     """Execute ``cells`` in a sandbox and run every test against them."""
     a, g = packaged.assignment, packaged.grading
     started = time.monotonic()
     deadline = started + g.total_timeout
     result = SubmissionResult(name, a)
-    user = ensure_user(f"{g.sandbox_user}{slot}" if slot else g.sandbox_user)
+    user = ensure_user(g.sandbox_user, slot)
     limits = SandboxLimits(cell_timeout=g.cell_timeout, memory_mb=g.memory_mb, cpu_seconds=g.cpu_seconds,
                            max_processes=g.max_processes, max_file_mb=g.max_file_mb,
                            max_output_kb=g.max_output_kb, preload=tuple(g.preload))
@@ -140,10 +149,19 @@ def grade_cells(packaged: PackagedAssignment, cells: list[str], name: str, slot:
         sandbox.start(deadline)  # GraderFailure propagates: no grade is recorded
         for issue in sandbox.issues:
             result.messages.append(f"While executing your notebook, {issue.message}.")
-        result.questions = grade_sandbox(a, sandbox, seed, question_timeout or g.question_timeout, deadline, only)
+        recordings: dict = {}
+        result.questions = grade_sandbox(a, sandbox, seed, question_timeout or g.question_timeout, deadline,
+                                         only, recordings)
         result.stdout = sandbox.student_output()
     finally:
         sandbox.close()
+    if diagnose_mistakes and packaged.mutants and packaged.key_cells and recordings:
+        replay = Sandbox(limits, user, slot=slot, cells=list(packaged.key_cells))
+        found = diagnose(replay, recordings, list(packaged.mutants), question_timeout or g.question_timeout,
+                         deadline)
+        for qr in result.questions:
+            if qr.question.name in found:
+                qr.mistake, qr.diagnosis = found[qr.question.name].name, found[qr.question.name].diagnosis
     if a.show_stdout and result.stdout:
         result.messages.append("Your notebook printed:\n" + result.stdout)
     return _fill(result, started)

@@ -46,15 +46,21 @@ def results_json(result: SubmissionResult) -> dict:
             if not outs:
                 continue
             lines = []
+            failed = any(not o.passed for o in outs)
+            if qr.diagnosis and failed:
+                lines.append(f"Likely mistake: {qr.diagnosis}")
             if qr.note:
                 lines.append(qr.note)
             for o in outs:
                 label = f"{'hidden' if hidden else 'public'} test {o.test.index + 1}"
                 lines.append(f"{label}: passed" if o.passed else f"{label}: failed: {o.message}")
-            tests.append(_test_entry(
+            entry = _test_entry(
                 f"{qr.question.name} ({'hidden' if hidden else 'public'} tests)",
                 sum(o.score for o in outs), sum(o.test.points for o in outs),
-                "\n".join(lines), a.hidden_visibility if hidden else "visible"))
+                "\n".join(lines), a.hidden_visibility if hidden else "visible")
+            if qr.mistake and failed:
+                entry["extra_data"] = {"mistake": qr.mistake}
+            tests.append(entry)
     output = "\n".join(result.messages) or "Your notebook was executed and graded."
     out = {
         "score": round(result.score, 6),

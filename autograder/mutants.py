@@ -32,6 +32,13 @@ class Mutant:
     diagnosis: str
     code: str
 
+    def to_dict(self) -> dict:
+        return {"question": self.question, "name": self.name, "diagnosis": self.diagnosis, "code": self.code}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Mutant":
+        return cls(str(d["question"]), str(d["name"]), str(d["diagnosis"]), str(d["code"]))
+
 
 def load_mutants(path: Path, questions: list[str]) -> list[Mutant]:
     """Read and validate a week's mutants."""

@@ -115,11 +115,15 @@ class QuestionResult:
         question: the question.
         outcomes: one per test case, in order.
         note: a question-level message (timeout, missing function...).
+        mistake: name of the catalogued mistake the answer behaves like ("" if none).
+        diagnosis: that mistake's student-facing explanation.
     """
 
     question: Question
     outcomes: list[TestOutcome] = field(default_factory=list)
     note: str = ""
+    mistake: str = ""
+    diagnosis: str = ""
 
     @property
     def score(self) -> float:

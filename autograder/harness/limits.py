@@ -6,11 +6,13 @@ before any student code; the other functions run on the trusted side.
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import os
 import pwd
 import resource
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 
@@ -31,23 +33,55 @@ class SandboxUser:
     gid: int
 
 
-def ensure_user(name: str) -> SandboxUser | None:
-    """Return the sandbox account, creating it when we are root.
+_held: dict[tuple[str, int], tuple[SandboxUser, int]] = {}
+_held_lock = threading.Lock()
+LOCK_DIR = "/tmp/sodl-sandbox-accounts"
+MAX_ACCOUNTS = 64
+
+
+def ensure_user(base: str, slot: int = 0) -> SandboxUser | None:
+    """The sandbox account for this process's grading slot ``slot``.
+
+    Every concurrent grading, in this process or any other on the machine,
+    needs an account of its own: clean-up kills every process of the
+    account. Accounts ``{base}0``, ``{base}1``... are claimed with a lock
+    file held for the life of this process; one is created when missing.
 
     Returns None when not running as root: then student code runs as the
-    grader's own user, and files readable by that user are readable by the
-    student (the caller logs that this protection is missing).
+    grader's own user (the sandbox logs what protection is missing).
     """
     if os.geteuid() != 0:
         return None
+    with _held_lock:
+        if (base, slot) in _held:
+            return _held[(base, slot)][0]
+        os.makedirs(LOCK_DIR, mode=0o700, exist_ok=True)
+        taken = {u.name for u, _ in _held.values()}
+        for i in range(MAX_ACCOUNTS):
+            name = f"{base}{i}"
+            if name in taken:
+                continue
+            fd = os.open(os.path.join(LOCK_DIR, f"{name}.lock"), os.O_CREAT | os.O_RDWR, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            user = _account(name)
+            _held[(base, slot)] = (user, fd)
+            return user
+    raise RuntimeError(f"all {MAX_ACCOUNTS} sandbox accounts {base}N are in use by other graders")
+
+
+def _account(name: str) -> SandboxUser:
     try:
         entry = pwd.getpwnam(name)
     except KeyError:
         subprocess.run(
             ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
-            check=True, capture_output=True,
+            check=False, capture_output=True,
         )
-        entry = pwd.getpwnam(name)
+        entry = pwd.getpwnam(name)  # (another grader may have created it meanwhile)
     return SandboxUser(name, entry.pw_uid, entry.pw_gid)
 
 

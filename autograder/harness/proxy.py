@@ -8,9 +8,28 @@ not data come back as :class:`RemoteObject` handles, usable the same way.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from autograder.harness import wire
-from autograder.harness.client import Sandbox, SandboxTimeout
+from autograder.harness.client import Sandbox, SandboxTimeout, StudentError
+
+
+@dataclass
+class RecordedCall:
+    """A call to a student function as it was sent (so it can be replayed on
+    a mutant) and what came back.
+
+    Attributes:
+        msg: the request, arguments encoded.
+        blobs: the request's binary blobs.
+        value: the decoded result (when it returned).
+        error: the exception type name (when it raised).
+    """
+
+    msg: dict
+    blobs: list
+    value: object = None
+    error: str | None = None
 
 
 class Session:
@@ -19,6 +38,7 @@ class Session:
     def __init__(self, sandbox: Sandbox):
         self.sandbox = sandbox
         self.deadline = float("inf")
+        self.recording: list[RecordedCall] | None = None  # calls to student functions, for diagnosis
 
     def remaining(self) -> float:
         left = self.deadline - time.monotonic()
@@ -27,12 +47,19 @@ class Session:
         return left
 
     def request(self, msg: dict, payload=None):
+        msg, blobs = self.encode(msg, payload)
+        return self.send(msg, blobs)
+
+    @staticmethod
+    def encode(msg: dict, payload=None) -> tuple[dict, list[bytes]]:
         blobs: list[bytes] = []
-        if payload is not None:
-            for key, value in payload.items():
-                tree, extra = _encode_for_sandbox(value, len(blobs))
-                msg[key] = tree
-                blobs += extra
+        for key, value in (payload or {}).items():
+            tree, extra = _encode_for_sandbox(value, len(blobs))
+            msg[key] = tree
+            blobs += extra
+        return msg, blobs
+
+    def send(self, msg: dict, blobs: list[bytes]):
         reply = self.sandbox.request(msg, blobs, self.remaining())
         return wire.decode(reply.get("ok"), reply.get("_blobs", []), self.wrap_handle)
 
@@ -40,7 +67,18 @@ class Session:
         return RemoteObject(self, h)
 
     def call(self, target: dict, args, kwargs):
-        return self.request({"op": "call", **target}, {"args": list(args), "kwargs": dict(kwargs)})
+        msg, blobs = self.encode({"op": "call", **target}, {"args": list(args), "kwargs": dict(kwargs)})
+        record = self.recording is not None and "name" in target and not any(
+            isinstance(v, RemoteObject) for v in (*args, *kwargs.values()))
+        try:
+            value = self.send(msg, blobs)
+        except StudentError as e:
+            if record:
+                self.recording.append(RecordedCall(dict(msg), blobs, error=str(e.info.get("type"))))
+            raise
+        if record:
+            self.recording.append(RecordedCall(dict(msg), blobs, value=value))
+        return value
 
     def get(self, name: str):
         return self.request({"op": "get", "name": name})

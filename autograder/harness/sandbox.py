@@ -57,6 +57,7 @@ class Server:
         self.req_fd, self.resp_fd = req_fd, resp_fd
         self.namespace: dict = {"__name__": "__main__", "__builtins__": __builtins__}
         self.handles: dict[int, object] = {}
+        self.variants: dict[int, dict] = {}  # namespaces with a mutant swapped in (diagnosis)
 
     # -- plumbing -------------------------------------------------------------
     def send(self, msg: dict, blobs=None) -> None:
@@ -153,8 +154,10 @@ class Server:
                 if len(out) > MAX_ITER_ITEMS:
                     raise ValueError("iterable too long to send back")
             return out
-        if op == "exec":  # only the trusted tooling sends this (mutants in `sodl check`)
-            exec(compile(msg["code"], "<mutant>", "exec"), self.namespace)
+        if op == "variant":  # only the diagnosis sandbox gets this (answer key + one mutant)
+            ns = dict(self.namespace)
+            exec(compile(msg["code"], "<mutant>", "exec"), ns)
+            self.variants[int(msg["variant"])] = ns
             return None
         raise wire.WireError(f"unknown op {op!r}")
 
@@ -162,9 +165,10 @@ class Server:
         if "handle" in msg:
             return self.resolve_handle(wire.Handle(int(msg["handle"]), ""))
         name = msg["name"]
-        if name not in self.namespace:
+        ns = self.variants[int(msg["variant"])] if "variant" in msg else self.namespace
+        if name not in ns:
             raise NameError(f"name '{name}' is not defined")
-        return self.namespace[name]
+        return ns[name]
 
 
 def _safe_str(e: BaseException, limit: int = 2000) -> str:

@@ -85,8 +85,10 @@ def run_test(test: TestCase, session: Session, seed: int) -> TestOutcome:
 
 
 def grade_question(question: Question, session: Session, seed: int, timeout: float) -> QuestionResult:
-    """Run every test of one question within ``timeout`` seconds in all."""
+    """Run every test of one question within ``timeout`` seconds in all.
+    The calls made to student functions are left in ``session.recording``."""
     result = QuestionResult(question)
+    session.recording = []
     session.deadline = time.monotonic() + timeout
     qseed = question_seed(seed, question.name)
     for test in question.tests:
@@ -106,8 +108,10 @@ def grade_question(question: Question, session: Session, seed: int, timeout: flo
 
 
 def grade_sandbox(assignment: Assignment, sandbox: Sandbox, seed: int, question_timeout: float,
-                  deadline: float, only: set[str] | None = None) -> list[QuestionResult]:
-    """Grade every question (or those in ``only``) against a started sandbox."""
+                  deadline: float, only: set[str] | None = None,
+                  recordings: dict | None = None) -> list[QuestionResult]:
+    """Grade every question (or those in ``only``) against a started sandbox.
+    The calls of questions that lost points go to ``recordings`` (for diagnosis)."""
     session = Session(sandbox)
     results = []
     for question in assignment.questions:
@@ -126,7 +130,10 @@ def grade_sandbox(assignment: Assignment, sandbox: Sandbox, seed: int, question_
             results.append(res)
             continue
         limit = min(question_timeout, max(0.1, deadline - time.monotonic()))
-        results.append(grade_question(question, session, seed, limit))
+        res = grade_question(question, session, seed, limit)
+        if recordings is not None and res.score < res.max_score and not res.note:
+            recordings[question.name] = session.recording
+        results.append(res)
     return results
 
 

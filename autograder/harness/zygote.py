@@ -31,6 +31,13 @@ def _preload(names: list[str]) -> None:
             importlib.import_module(name)
         except Exception:  # noqa: BLE001 - an optional module may be missing
             pass
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        # One thread (no pool to break across fork), and CPU detection done
+        # here, while /proc is still visible (the sandbox is chrooted).
+        torch.set_num_threads(1)
+        torch.backends.cpu.get_cpu_capability()
+        torch.ones(4, 4) @ torch.ones(4, 4)
 
 
 def _child(fds: list[int]) -> None:

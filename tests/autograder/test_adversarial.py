@@ -117,7 +117,7 @@ def test_detached_children_are_gone_when_grading_ends(fast, key_notebook, tmp_pa
               "        time.sleep(30)\n        os._exit(0)\n    os._exit(0)\ntime.sleep(0.2)")
     scores, _ = grade_with(fast, key_notebook, attack)
     assert scores == FULL
-    uid = ensure_user(fast.grading.sandbox_user).uid
+    uid = ensure_user(fast.grading.sandbox_user, 0).uid
     left = [p for p in os.listdir("/proc") if p.isdigit() and _uid(p) == uid]
     assert left == []
 

@@ -1,0 +1,107 @@
+"""Tell a student which mistake their answer shows.
+
+Each week's ``mutants.yml`` is a catalogue of likely mistakes with a
+student-facing diagnosis. When a question loses points, the calls the
+tests made to the student's functions (arguments exactly as sent, results
+as received) are replayed on the answer key with each of that question's
+mutants swapped in. A mutant whose outputs match the student's on every
+call is the diagnosis; none matching means the generic message. The
+replay runs in its own sandbox after the student's is gone; it never
+sees expected values, and its feedback never reveals them.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from autograder.harness.client import GraderFailure, Sandbox, SandboxDied, SandboxTimeout, StudentError
+from autograder.harness.proxy import RecordedCall, Session
+from autograder.mutants import Mutant
+
+RTOL, ATOL = 1e-6, 1e-9
+
+
+def same_output(a, b) -> bool:
+    """Whether two decoded outputs agree (structure, shapes, values within tolerance)."""
+    try:
+        return _same(a, b, 0)
+    except Exception:  # noqa: BLE001 - anything odd is simply "not the same"
+        return False
+
+
+def _numeric(x):
+    if type(x) in (int, float) or isinstance(x, np.generic) and x.dtype.kind in "biuf":
+        return np.asarray(x, dtype=np.float64)
+    if type(x) is np.ndarray and x.dtype.kind in "biuf":
+        return x.astype(np.float64)
+    if type(x).__name__ == "Tensor" and type(x).__module__.startswith("torch") and not x.is_complex():
+        return x.detach().cpu().double().numpy()
+    return None
+
+
+def _same(a, b, depth: int) -> bool:
+    if depth > 50:
+        return False
+    na, nb = _numeric(a), _numeric(b)
+    if na is not None and nb is not None:
+        return na.shape == nb.shape and bool(np.allclose(na, nb, rtol=RTOL, atol=ATOL, equal_nan=True))
+    if type(a) in (list, tuple) and type(b) in (list, tuple):
+        return len(a) == len(b) and all(_same(x, y, depth + 1) for x, y in zip(a, b))
+    if type(a) is dict and type(b) is dict:
+        return a.keys() == b.keys() and all(_same(a[k], b[k], depth + 1) for k in a)
+    if type(a) is complex and type(b) is complex:
+        return math.isclose(a.real, b.real, rel_tol=RTOL, abs_tol=ATOL) and \
+            math.isclose(a.imag, b.imag, rel_tol=RTOL, abs_tol=ATOL)
+    if a is None or b is None or a is Ellipsis or b is Ellipsis or type(a) in (str, bytes, bool):
+        return type(a) is type(b) and a == b
+    return False
+
+
+def diagnose(sandbox: Sandbox, recordings: dict[str, list[RecordedCall]], mutants: list[Mutant],
+             timeout: float, deadline: float) -> dict[str, Mutant]:
+    """Replay each question's recorded calls on the key with each mutant.
+
+    ``sandbox`` is configured with the answer key's cells (not started).
+    Returns the matching mutant per question (questions with no match are
+    absent). Never raises for a misbehaving replay: it just finds nothing.
+    """
+    by_question = {q: [m for m in mutants if m.question == q] for q in recordings}
+    if not any(calls and by_question[q] for q, calls in recordings.items()):
+        return {}
+    found = {}
+    try:
+        sandbox.start(deadline)
+        session = Session(sandbox)
+        variant = 0
+        for question, calls in recordings.items():
+            for mutant in by_question[question]:
+                if not calls or time.monotonic() > deadline:
+                    break
+                variant += 1
+                session.deadline = time.monotonic() + timeout
+                try:
+                    session.request({"op": "variant", "variant": variant, "code": mutant.code})
+                    if all(_replay_matches(session, call, variant) for call in calls):
+                        found[question] = mutant
+                        break
+                except (SandboxTimeout, SandboxDied):
+                    sandbox.restart(deadline)
+                    session = Session(sandbox)
+                except StudentError:
+                    continue
+    except (GraderFailure, SandboxDied, SandboxTimeout):
+        pass
+    finally:
+        sandbox.close()
+    return found
+
+
+def _replay_matches(session: Session, call: RecordedCall, variant: int) -> bool:
+    msg = dict(call.msg, variant=variant)
+    try:
+        value = session.send(msg, call.blobs)
+    except StudentError as e:
+        return call.error is not None and call.error == str(e.info.get("type"))
+    return call.error is None and same_output(value, call.value)
