@@ -36,6 +36,7 @@ class GradingConfig:
     max_file_mb: int = _key(16, "largest file student code may write (MB)")
     max_output_kb: int = _key(64, "printed output kept per submission (KB); the rest is dropped")
     sandbox_user: str = _key("sodl-student", "unprivileged account that runs student code when grading as root")
+    hidden_packages: tuple = _key((), "packages whose files student code must not see (e.g. the reference library)")
     preload: tuple = _key(("numpy", "scipy", "scipy.linalg", "scipy.special", "scipy.optimize",
                            "scipy.integrate", "scipy.stats", "torch", "torch.nn", "torch.func",
                            "matplotlib", "matplotlib.pyplot", "math", "itertools", "functools",

@@ -40,6 +40,7 @@ class PackagedAssignment:
     def to_json(self) -> bytes:
         grading = asdict(self.grading)
         grading["preload"] = list(grading["preload"])
+        grading["hidden_packages"] = list(grading["hidden_packages"])
         return json.dumps({"assignment": self.assignment.to_dict(), "grading": grading,
                            "key_cells": list(self.key_cells),
                            "mutants": [m.to_dict() for m in self.mutants]}, indent=1).encode()
@@ -142,7 +143,8 @@ def grade_cells(packaged: PackagedAssignment, cells: list[str], name: str, slot:
     user = ensure_user(g.sandbox_user, slot)
     limits = SandboxLimits(cell_timeout=g.cell_timeout, memory_mb=g.memory_mb, cpu_seconds=g.cpu_seconds,
                            max_processes=g.max_processes, max_file_mb=g.max_file_mb,
-                           max_output_kb=g.max_output_kb, preload=tuple(g.preload))
+                           max_output_kb=g.max_output_kb, preload=tuple(g.preload),
+                           hidden_packages=tuple(g.hidden_packages))
     seed = submission_seed(cells) if seed is None else seed
     sandbox = Sandbox(limits, user, slot=slot, cells=list(cells) + list(extra_cells or []))
     try:

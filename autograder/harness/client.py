@@ -37,6 +37,7 @@ class SandboxLimits:
     max_file_mb: int = 16
     max_output_kb: int = 64
     preload: tuple[str, ...] = ()
+    hidden_packages: tuple[str, ...] = ()
 
 
 @dataclass
@@ -210,7 +211,7 @@ class Sandbox:
             "user": None if self.user is None else {"uid": self.user.uid, "gid": self.user.gid},
             "memory_mb": lim.memory_mb, "cpu_seconds": lim.cpu_seconds,
             "max_processes": lim.max_processes, "max_file_mb": lim.max_file_mb,
-            "preload": list(lim.preload),
+            "hidden_packages": list(lim.hidden_packages),
         })
         current = None
         wait = min(lim.startup_timeout, max(0.1, deadline - time.monotonic()))

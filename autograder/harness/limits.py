@@ -12,6 +12,7 @@ import pwd
 import resource
 import signal
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -94,14 +95,71 @@ def _vm_size() -> int:
 
 
 CLONE_NEWNET = 0x40000000
+CLONE_NEWNS = 0x00020000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
+DEVICES = ("/dev/null", "/dev/zero", "/dev/urandom", "/dev/random")
 
 
-def _unshare_network() -> bool:
-    """Move this process into an empty network namespace (no interfaces up)."""
+def _libc():
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _unshare(flag: int) -> bool:
     try:
-        return ctypes.CDLL(None, use_errno=True).unshare(CLONE_NEWNET) == 0
+        return _libc().unshare(flag) == 0
     except (OSError, AttributeError):
         return False
+
+
+def _mount(source, target, fstype, flags, data=None) -> None:
+    enc = lambda v: None if v is None else str(v).encode()  # noqa: E731
+    if _libc().mount(enc(source), enc(target), enc(fstype), flags, enc(data)) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount {target}: {os.strerror(err)}")
+
+
+def python_dirs() -> list[str]:
+    """Folders the sandbox may read: the standard library and site-packages
+    (never the current folder, never a source checkout)."""
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    dirs = {paths["stdlib"], paths["platstdlib"], paths["purelib"], paths["platlib"]}
+    dirs |= {p for p in sys.path if p and os.path.basename(p) in ("site-packages", "dist-packages", "lib-dynload")}
+    dirs = sorted(os.path.realpath(d) for d in dirs if os.path.isdir(d))
+    keep = []
+    for d in dirs:  # drop folders inside one already kept
+        if d != "/" and not any(d == k or d.startswith(k + os.sep) for k in keep):
+            keep.append(d)
+    return keep
+
+
+def build_jail(root: str, hidden_packages: list[str]) -> None:
+    """Make ``root`` a minimal filesystem: read-only Python folders, a few
+    devices, and empty folders over the hidden packages. Must run as root
+    in a fresh mount namespace; the mounts vanish with the namespace."""
+    import importlib.util
+
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    for d in python_dirs():
+        target = root + d
+        os.makedirs(target, exist_ok=True)
+        _mount(d, target, None, MS_BIND | MS_REC)
+        _mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    for name in hidden_packages:
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            spec = None
+        for loc in (spec.submodule_search_locations or []) if spec else []:
+            if os.path.isdir(root + os.path.realpath(loc)):
+                _mount("tmpfs", root + os.path.realpath(loc), "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k")
+    os.makedirs(root + "/dev", exist_ok=True)
+    for dev in DEVICES:
+        if os.path.exists(dev):
+            open(root + dev, "a").close()
+            _mount(dev, root + dev, None, MS_BIND)
+    os.makedirs(root + "/tmp", exist_ok=True)
 
 
 def enter_sandbox(start: dict) -> list[str]:
@@ -109,24 +167,32 @@ def enter_sandbox(start: dict) -> list[str]:
     after its imports, before any student code). Returns the protections
     that could not be applied, for the grader's log.
 
-    As root: no network (an empty network namespace), the scratch folder
-    becomes ``/`` (chroot: hidden tests, ``sodl_ref``, the zip and the
-    results are simply not there), then the unprivileged account. Not as
-    root: only the resource limits.
+    As root: no network (an empty network namespace); a private mount
+    namespace where the scratch folder becomes ``/`` holding only read-only
+    Python folders (hidden tests, ``sodl_ref``, the zip and the results are
+    simply not there); then the unprivileged account. Not as root: only
+    the resource limits.
     """
     missing = []
     workdir = start["workdir"]
+    user = start.get("user")
     # The address space limit counts what the preloaded libraries already
     # mapped, so the student's budget is added on top of it (read before
     # chroot hides /proc).
     mem = _vm_size() + start["memory_mb"] * MB
-    user = start.get("user")
     if user and os.geteuid() == 0:
-        if not _unshare_network():
-            missing.append("network isolation (unshare failed)")
-        os.chroot(workdir)
-        workdir = "/"
-        os.chdir("/")
+        if not _unshare(CLONE_NEWNET):
+            missing.append("network isolation (unshare of the network namespace failed)")
+        if _unshare(CLONE_NEWNS):
+            build_jail(workdir, list(start.get("hidden_packages", [])))
+            os.chroot(workdir)
+            workdir = "/tmp"
+            os.chmod(workdir, 0o1777)
+            os.chdir(workdir)
+        else:
+            missing.append("filesystem jail (no mount namespace): student code can read every file "
+                           "its account can read; keep tests and sodl_ref unreadable to other users")
+            os.chdir(workdir)
         os.setgroups([])
         os.setgid(user["gid"])
         os.setuid(user["uid"])
