@@ -79,9 +79,9 @@ def test_synchronous_recall_matches_explicit_loop_and_async_matches_single_unit_
 
 def test_retrieval_overlap_below_and_above_capacity_monte_carlo():
     """Amit, Gutfreund & Sompolinsky: alpha_c ~ 0.138. N = 300, 8 networks,
-    10% flipped cue. Measured: alpha = 0.05 -> 1.000; alpha = 0.3 -> ~0.35
-    (sd across networks ~0.1, so sd of the mean ~0.04). Thresholds 0.98 and
-    0.7 are > 8 sigma from the means."""
+    10% flipped cue. Measured: alpha = 0.05 -> 1.000; alpha = 0.3 -> ~0.49
+    (sd of the 8-network mean ~0.04 at N = 300). Thresholds 0.98 and
+    0.7 are >= 5 sigma from the means."""
     g = torch.Generator().manual_seed(3)
     assert mem.retrieval_overlap(300, 0.05, g, trials=8) > 0.98
     assert mem.retrieval_overlap(300, 0.3, g, trials=8) < 0.7
