@@ -5,14 +5,11 @@ and every mutant must lose points on its question.
 """
 from __future__ import annotations
 
-import queue
-import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from autograder.build import BuiltWeek, prepare
 from autograder.course import Week
-from autograder.grade import grade_cells
+from autograder.grade import grade_cells_job
 from autograder.notebooks import grading_cells
 
 MIN_MUTANTS = 2
@@ -30,6 +27,7 @@ class CheckLine:
         max_score: the maximum for that subject.
         ok: whether the expectation held.
         detail: why not, when it did not.
+        diagnosed: for a mutant, the mistake the diagnosis named ("" if none).
     """
 
     week: str
@@ -39,6 +37,7 @@ class CheckLine:
     max_score: float
     ok: bool
     detail: str = ""
+    diagnosed: str = ""
 
 
 @dataclass
@@ -54,47 +53,44 @@ class WeekCheck:
         return bool(self.lines) and all(line.ok for line in self.lines)
 
 
-def check_week(week: Week, jobs: int = 2) -> WeekCheck:
+def check_week(week: Week, executor) -> WeekCheck:
+    """Grade the key, the blank notebook and every mutant (in ``executor``'s workers)."""
     built: BuiltWeek = prepare(week)
     packaged = built.packaged
     a = packaged.assignment
+    payload = packaged.to_json()
     key_cells = grading_cells(built.key)
     blank_cells = grading_cells(built.student)
     report = WeekCheck(week.name)
 
-    slots: queue.Queue = queue.Queue()
-    for s in range(max(1, jobs)):
-        slots.put(s)
-
     def run(cells, extra=None, only=None):
-        slot = slots.get()
-        try:
-            return grade_cells(packaged, cells, week.name, slot=slot, extra_cells=extra, only=only)
-        finally:
-            slots.put(slot)
+        return executor.submit(grade_cells_job, payload, cells, week.name, extra, only)
 
-    t0 = time.monotonic()
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        sol_f = pool.submit(run, key_cells)
-        blank_f = pool.submit(run, blank_cells)
-        mut_f = [(m, pool.submit(run, key_cells, [m.code], {m.question})) for m in built.mutants]
-        sol = sol_f.result()
-        report.solution_seconds = sol.execution_time
-        failing = [f"{q.question.name}: {next((o.message for o in q.outcomes if not o.passed), q.note)}"
-                   for q in sol.questions if q.score < q.max_score - 1e-9]
-        report.lines.append(CheckLine(week.name, "solution", "full marks", sol.score, sol.max_score,
-                                      abs(sol.score - sol.max_score) < 1e-9 and not failing,
-                                      "; ".join(failing + sol.messages)[:600]))
-        blank = blank_f.result()
-        passing = [q.question.name for q in blank.questions if q.score > 0]
-        report.lines.append(CheckLine(week.name, "blank", "zero", blank.score, blank.max_score,
-                                      blank.score == 0, f"points on {', '.join(passing)}" if passing else ""))
-        for m, fut in mut_f:
-            res = fut.result()
-            q = next(q for q in res.questions if q.question.name == m.question)
-            report.lines.append(CheckLine(week.name, f"{m.question}/{m.name}", "loses points", q.score,
-                                          q.max_score, q.score < q.max_score - 1e-9,
-                                          "" if q.score < q.max_score - 1e-9 else "every test still passes"))
+    sol_f = run(key_cells)
+    blank_f = run(blank_cells)
+    mut_f = [(m, run(key_cells, [m.code], {m.question})) for m in built.mutants]
+    sol = sol_f.result()
+    report.solution_seconds = sol.execution_time
+    failing = [f"{q.question.name}: {next((o.message for o in q.outcomes if not o.passed), q.note)}"
+               for q in sol.questions if q.score < q.max_score - 1e-9]
+    report.lines.append(CheckLine(week.name, "solution", "full marks", sol.score, sol.max_score,
+                                  abs(sol.score - sol.max_score) < 1e-9 and not failing,
+                                  "; ".join(failing + sol.messages)[:600]))
+    blank = blank_f.result()
+    passing = [q.question.name for q in blank.questions if q.score > 0]
+    report.lines.append(CheckLine(week.name, "blank", "zero", blank.score, blank.max_score,
+                                  blank.score == 0, f"points on {', '.join(passing)}" if passing else ""))
+    for m, fut in mut_f:
+        res = fut.result()
+        q = next(q for q in res.questions if q.question.name == m.question)
+        loses = q.score < q.max_score - 1e-9
+        named = q.mistake == m.name
+        detail = ("every test still passes" if not loses else
+                  "" if named else
+                  f"diagnosed as {q.mistake!r}: the two give the same outputs on the grading inputs"
+                  if q.mistake else "its outputs match no mutant: the diagnosis does not recognize it")
+        report.lines.append(CheckLine(week.name, f"{m.question}/{m.name}", "loses points, diagnosed", q.score,
+                                      q.max_score, loses and named, detail, diagnosed=q.mistake))
     for q in a.questions:
         n = sum(1 for m in built.mutants if m.question == q.name)
         if n < MIN_MUTANTS:

@@ -95,14 +95,17 @@ def cmd_gradescope(args) -> int:
 def cmd_check(args) -> int:
     from autograder.check import check_week, format_table
 
+    from autograder import workers
+
     _, weeks = _weeks(args)
     checks = []
-    for w in weeks:
-        t0 = time.monotonic()
-        c = check_week(w, jobs=args.jobs)
-        checks.append(c)
-        print(f"{w.name}: {'ok' if c.ok else 'FAILED'} ({time.monotonic() - t0:.1f} s; grading the solution "
-              f"took {c.solution_seconds:.1f} s)", flush=True)
+    with workers.pool(args.jobs) as executor:
+        for w in weeks:
+            t0 = time.monotonic()
+            c = check_week(w, executor)
+            checks.append(c)
+            print(f"{w.name}: {'ok' if c.ok else 'FAILED'} ({time.monotonic() - t0:.1f} s; grading the solution "
+                  f"took {c.solution_seconds:.1f} s)", flush=True)
     print(format_table(checks))
     return 0 if checks and all(c.ok for c in checks) else 1
 

@@ -44,6 +44,8 @@ def _numeric(x):
 def _same(a, b, depth: int) -> bool:
     if depth > 50:
         return False
+    if type(a) is int and type(b) is int:  # exact, and of any size
+        return a == b
     na, nb = _numeric(a), _numeric(b)
     if na is not None and nb is not None:
         return na.shape == nb.shape and bool(np.allclose(na, nb, rtol=RTOL, atol=ATOL, equal_nan=True))
@@ -74,23 +76,24 @@ def diagnose(sandbox: Sandbox, recordings: dict[str, list[RecordedCall]], mutant
     try:
         sandbox.start(deadline)
         session = Session(sandbox)
-        variant = 0
         for question, calls in recordings.items():
             for mutant in by_question[question]:
                 if not calls or time.monotonic() > deadline:
                     break
-                variant += 1
                 session.deadline = time.monotonic() + timeout
                 try:
-                    session.request({"op": "variant", "variant": variant, "code": mutant.code})
-                    if all(_replay_matches(session, call, variant) for call in calls):
-                        found[question] = mutant
-                        break
+                    session.request({"op": "fork_variant", "code": mutant.code})
+                    matched = all(_replay_matches(session, call) for call in calls)
+                    session.request({"op": "bye"})  # the variant ends; the key serves again
                 except (SandboxTimeout, SandboxDied):
                     sandbox.restart(deadline)
                     session = Session(sandbox)
+                    continue
                 except StudentError:
                     continue
+                if matched:
+                    found[question] = mutant
+                    break
     except (GraderFailure, SandboxDied, SandboxTimeout):
         pass
     finally:
@@ -98,10 +101,9 @@ def diagnose(sandbox: Sandbox, recordings: dict[str, list[RecordedCall]], mutant
     return found
 
 
-def _replay_matches(session: Session, call: RecordedCall, variant: int) -> bool:
-    msg = dict(call.msg, variant=variant)
+def _replay_matches(session: Session, call: RecordedCall) -> bool:
     try:
-        value = session.send(msg, call.blobs)
+        value = session.send(dict(call.msg), call.blobs)
     except StudentError as e:
         return call.error is not None and call.error == str(e.info.get("type"))
     return call.error is None and same_output(value, call.value)

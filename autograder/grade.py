@@ -6,18 +6,16 @@ import hashlib
 import io
 import json
 import os
-import queue
 import tempfile
-import threading
 import time
 import zipfile
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from autograder import gradescope
+from autograder import gradescope, workers
 from autograder.config import GradingConfig, _build
-from autograder.harness.client import GraderFailure, Sandbox, SandboxLimits, Zygote
+from autograder.harness.client import GraderFailure, Sandbox, SandboxLimits
 from autograder.harness.limits import ensure_user
 from autograder.diagnosis import diagnose
 from autograder.harness.trusted import grade_sandbox
@@ -198,6 +196,23 @@ def submission_name(path: Path) -> str:
 # batches
 
 
+def _grade_and_write(payload: bytes, path: Path, name: str, out: Path, question_timeout) -> str | None:
+    """Worker: grade one submission and write its results.json (atomically).
+    Returns an error line when the grading machinery failed (nothing written)."""
+    packaged = load_packaged_assignment(payload)
+    try:
+        result = grade_submission(packaged, path, name, question_timeout=question_timeout)
+    except GraderFailure as e:
+        return f"{name}: {e}"
+    gradescope.write_json_atomic(out / name / "results.json", gradescope.results_json(result))
+    return None
+
+
+def grade_cells_job(payload: bytes, cells: list[str], name: str, extra_cells=None, only=None) -> SubmissionResult:
+    """Worker: ``grade_cells`` on a packaged assignment given as JSON bytes."""
+    return grade_cells(load_packaged_assignment(payload), cells, name, extra_cells=extra_cells, only=only)
+
+
 def gradebook_rows(results: list[dict], assignment: Assignment) -> list[list]:
     header = ["name", "score", "max_score"] + [q.name for q in assignment.questions]
     rows = [header]
@@ -244,45 +259,22 @@ def grade_batch(zip_path: Path, submissions: list[Path], out: Path, jobs: int = 
     todo = [(p, n) for p, n in zip(submissions, names)
             if regrade or not (out / n / "results.json").exists()]
 
-    # Each concurrent grading gets its own sandbox account (slot), so that
-    # killing one submission's processes never touches another's.
-    free_slots: queue.Queue = queue.Queue()
-    for slot in range(max(1, jobs)):
-        free_slots.put(slot)
-
-    stopping = threading.Event()
     failures: list[str] = []
-
-    def work(item):
-        path, name = item
-        if stopping.is_set():
-            return name
-        slot = free_slots.get()
+    payload = packaged.to_json()
+    with workers.pool(jobs) as executor:
         try:
-            result = grade_submission(packaged, path, name, slot=slot, question_timeout=question_timeout)
-        except GraderFailure as e:
-            failures.append(f"{name}: {e}")
-            return name
-        finally:
-            free_slots.put(slot)
-        if not stopping.is_set():  # an interrupted run records nothing half-done
-            gradescope.write_json_atomic(out / name / "results.json", gradescope.results_json(result))
-        return name
-
-    pool = ThreadPoolExecutor(max_workers=max(1, jobs))
-    try:
-        with tqdm(total=len(submissions), initial=len(submissions) - len(todo), unit="sub",
-                  desc=f"grading {packaged.assignment.name}", disable=not progress) as bar:
-            futures = [pool.submit(work, item) for item in todo]
-            for fut in as_completed(futures):
-                fut.result()
-                bar.update(1)
-    except BaseException:
-        stopping.set()
-        pool.shutdown(wait=False, cancel_futures=True)
-        Zygote.shutdown_all()
-        raise
-    pool.shutdown()
+            with tqdm(total=len(submissions), initial=len(submissions) - len(todo), unit="sub",
+                      desc=f"grading {packaged.assignment.name}", disable=not progress) as bar:
+                futures = [executor.submit(_grade_and_write, payload, path, name, out, question_timeout)
+                           for path, name in todo]
+                for fut in as_completed(futures):
+                    error = fut.result()
+                    if error:
+                        failures.append(error)
+                    bar.update(1)
+        except BaseException:
+            executor.shutdown(wait=False, cancel_futures=True)
+            raise
     rows = []
     for name in names:
         path = out / name / "results.json"

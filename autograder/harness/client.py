@@ -133,6 +133,7 @@ class Zygote:
             for z in cls._by_key.values():
                 try:
                     z.sock.close()
+                    kill_everything(z.proc.pid, None)  # its sandboxes first
                     z.proc.kill()
                 except OSError:
                     pass

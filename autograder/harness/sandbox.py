@@ -57,7 +57,6 @@ class Server:
         self.req_fd, self.resp_fd = req_fd, resp_fd
         self.namespace: dict = {"__name__": "__main__", "__builtins__": __builtins__}
         self.handles: dict[int, object] = {}
-        self.variants: dict[int, dict] = {}  # namespaces with a mutant swapped in (diagnosis)
 
     # -- plumbing -------------------------------------------------------------
     def send(self, msg: dict, blobs=None) -> None:
@@ -154,21 +153,36 @@ class Server:
                 if len(out) > MAX_ITER_ITEMS:
                     raise ValueError("iterable too long to send back")
             return out
-        if op == "variant":  # only the diagnosis sandbox gets this (answer key + one mutant)
-            ns = dict(self.namespace)
-            exec(compile(msg["code"], "<mutant>", "exec"), ns)
-            self.variants[int(msg["variant"])] = ns
-            return None
+        if op == "fork_variant":  # only the diagnosis sandbox gets this (answer key + one mutant)
+            self.fork_variant(msg["code"])
+            return {"__variant_end__": True}
         raise wire.WireError(f"unknown op {op!r}")
+
+    def fork_variant(self, code: str) -> None:
+        """Serve a copy of this process with ``code`` executed in it, until
+        the trusted side says ``bye``; then go on serving as before.
+
+        The child inherits the executed notebook (no re-execution) and the
+        channel; this process waits for it, so only one of them ever reads
+        the channel. Used to replay a student's calls on each mutant."""
+        pid = os.fork()
+        if pid == 0:
+            try:
+                exec(compile(code, "<mutant>", "exec"), self.namespace)
+                self.reply_value(None)
+            except BaseException as e:  # noqa: BLE001
+                self.reply_error(e)
+            self.serve()
+            os._exit(0)
+        os.waitpid(pid, 0)
 
     def target(self, msg):
         if "handle" in msg:
             return self.resolve_handle(wire.Handle(int(msg["handle"]), ""))
         name = msg["name"]
-        ns = self.variants[int(msg["variant"])] if "variant" in msg else self.namespace
-        if name not in ns:
+        if name not in self.namespace:
             raise NameError(f"name '{name}' is not defined")
-        return ns[name]
+        return self.namespace[name]
 
 
 def _safe_str(e: BaseException, limit: int = 2000) -> str:
