@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import nbformat
 
 from autograder.config import AssignmentConfig
 from autograder.course import Week
-from autograder.grade import PackagedAssignment
+from autograder.grade import PackagedAssignment, content_hash
 from autograder.gradescope_env import write_zip
 from autograder.master import Master
 from autograder.mutants import Mutant, load_mutants
@@ -44,8 +44,10 @@ def prepare(week: Week) -> BuiltWeek:
     master, config = week.load()
     mutants = load_mutants(week.mutants_path, [q.name for q in master.questions])
     key = make_notebook(master, config, True)
-    return BuiltWeek(week, config, package(master, config, grading_cells(key), mutants),
-                     make_notebook(master, config, False), key, mutants)
+    student = make_notebook(master, config, False)
+    packaged = package(master, config, grading_cells(key), mutants)
+    packaged = replace(packaged, blank_hash=content_hash(grading_cells(student)))
+    return BuiltWeek(week, config, packaged, student, key, mutants)
 
 
 def package(master: Master, config: AssignmentConfig, key_cells: list[str], mutants: list[Mutant]) -> PackagedAssignment:

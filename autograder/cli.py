@@ -67,9 +67,18 @@ def cmd_grade(args) -> int:
         return 2
     from autograder.harness.client import GraderFailure
 
+    shard = None
+    if args.shard:
+        try:
+            k, n = (int(v) for v in args.shard.split("/"))
+            assert 1 <= k <= n
+        except (ValueError, AssertionError):
+            print("sodl grade: --shard takes K/N with 1 <= K <= N, e.g. 3/10", file=sys.stderr)
+            return 2
+        shard = (k, n)
     try:
         book = grade_batch(Path(args.zip), subs, Path(args.out), jobs=args.jobs or os.cpu_count() or 1,
-                           question_timeout=args.timeout, regrade=args.regrade)
+                           question_timeout=args.timeout, regrade=args.regrade, shard=shard)
     except KeyboardInterrupt:
         print("\nsodl grade: interrupted; finished submissions are saved: run the same command to resume",
               file=sys.stderr)
@@ -79,7 +88,35 @@ def cmd_grade(args) -> int:
         print(f"sodl grade: {e}", file=sys.stderr)
         return 1
     print(book.read_text(), end="")
+    summary = book.parent / "summary.md"
+    if summary.exists():
+        print(summary.read_text(), end="")
+    print(f"gradebook: {book}  (feedback.md per submission; scores.png and mistakes.png beside it)")
+    return 0
+
+
+def cmd_gradebook_merge(args) -> int:
+    from autograder.grade import merge_gradebooks
+
+    book = merge_gradebooks([Path(d) for d in args.dirs], Path(args.out))
+    print(book.read_text(), end="")
     print(f"gradebook: {book}")
+    return 0
+
+
+def cmd_synth(args) -> int:
+    from autograder.build import prepare
+    from autograder.synthetic import make_class
+
+    root, weeks = _weeks(args)
+    if len(weeks) != 1:
+        print("sodl synth: name exactly one week", file=sys.stderr)
+        return 2
+    made = make_class(prepare(weeks[0]), args.n, Path(args.out), seed=args.seed)
+    kinds = {}
+    for m in made:
+        kinds[m.kind] = kinds.get(m.kind, 0) + 1
+    print(f"{len(made)} submissions in {args.out}: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())))
     return 0
 
 
@@ -145,7 +182,22 @@ def main(argv=None) -> int:
     s.add_argument("--timeout", type=float, default=None, help="seconds per question (default from the zip)")
     s.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     s.add_argument("--regrade", action="store_true", help="grade again what is already graded")
+    s.add_argument("--shard", default=None, metavar="K/N", help="grade only the K-th of N deterministic shards")
     s.set_defaults(func=cmd_grade)
+
+    s = sub.add_parser("gradebook", help="gradebook tools")
+    gsub = s.add_subparsers(dest="gradebook_cmd", required=True)
+    m = gsub.add_parser("merge", help="join the output folders of sharded runs")
+    m.add_argument("dirs", nargs="+", metavar="DIR")
+    m.add_argument("--out", required=True)
+    m.set_defaults(func=cmd_gradebook_merge)
+
+    s = sub.add_parser("synth", help="make a synthetic class of submissions for one week")
+    s.add_argument("weeks", nargs=1, metavar="WEEK")
+    s.add_argument("--n", type=int, default=50)
+    s.add_argument("--out", required=True)
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=cmd_synth, all=False)
 
     s = sub.add_parser("gradescope", help="run a zip in a reproduction of Gradescope's /autograder layout")
     s.add_argument("--zip", required=True)

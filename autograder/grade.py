@@ -1,7 +1,6 @@
 """Grading submissions: one (``grade_submission``) or a batch (``grade_batch``)."""
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import json
@@ -20,6 +19,8 @@ from autograder.harness.limits import ensure_user
 from autograder.diagnosis import diagnose
 from autograder.harness.trusted import grade_sandbox
 from autograder.mutants import Mutant
+from autograder import report
+from autograder.report import feedback_markdown, tamper_flags
 from autograder.notebooks import grading_cells
 from autograder.records import Assignment, SubmissionResult
 
@@ -34,13 +35,14 @@ class PackagedAssignment:
     grading: GradingConfig
     key_cells: tuple[str, ...] = ()
     mutants: tuple[Mutant, ...] = ()
+    blank_hash: str = ""
 
     def to_json(self) -> bytes:
         grading = asdict(self.grading)
         grading["preload"] = list(grading["preload"])
         grading["hidden_packages"] = list(grading["hidden_packages"])
         return json.dumps({"assignment": self.assignment.to_dict(), "grading": grading,
-                           "key_cells": list(self.key_cells),
+                           "key_cells": list(self.key_cells), "blank_hash": self.blank_hash,
                            "mutants": [m.to_dict() for m in self.mutants]}, indent=1).encode()
 
 
@@ -48,7 +50,7 @@ def load_packaged_assignment(data: bytes) -> PackagedAssignment:
     d = json.loads(data)
     return PackagedAssignment(Assignment.from_dict(d["assignment"]), _build(GradingConfig, d["grading"], "zip"),
                               tuple(d.get("key_cells", ())),
-                              tuple(Mutant.from_dict(m) for m in d.get("mutants", ())))
+                              tuple(Mutant.from_dict(m) for m in d.get("mutants", ())), d.get("blank_hash", ""))
 
 
 def load_zip(path: Path) -> PackagedAssignment:
@@ -124,6 +126,12 @@ def read_cells(path: Path) -> list[str]:
     return grading_cells(nb)
 
 
+def content_hash(cells: list[str]) -> str:
+    """Hash of a submission's graded code (whitespace at line ends ignored)."""
+    norm = "\0".join("\n".join(line.rstrip() for line in c.strip().splitlines()) for c in cells)
+    return hashlib.sha256(norm.encode()).hexdigest()[:16]
+
+
 def submission_seed(cells: list[str]) -> int:
     """Seed of a submission's grading inputs: from its content, so regrades agree."""
     return int.from_bytes(hashlib.sha256("\0".join(cells).encode()).digest()[:4], "big")
@@ -144,6 +152,8 @@ def grade_cells(packaged: PackagedAssignment, cells: list[str], name: str, slot:
                            max_output_kb=g.max_output_kb, preload=tuple(g.preload),
                            hidden_packages=tuple(g.hidden_packages))
     seed = submission_seed(cells) if seed is None else seed
+    result.content_hash = content_hash(cells)
+    result.flags = tamper_flags(cells)
     sandbox = Sandbox(limits, user, slot=slot, cells=list(cells) + list(extra_cells or []))
     try:
         sandbox.start(deadline)  # GraderFailure propagates: no grade is recorded
@@ -155,6 +165,7 @@ def grade_cells(packaged: PackagedAssignment, cells: list[str], name: str, slot:
         result.stdout = sandbox.student_output()
     finally:
         sandbox.close()
+        result.peak_memory_mb = sandbox.peak_memory_mb
     if diagnose_mistakes and packaged.mutants and packaged.key_cells and recordings:
         replay = Sandbox(limits, user, slot=slot, cells=list(packaged.key_cells))
         found = diagnose(replay, recordings, list(packaged.mutants), question_timeout or g.question_timeout,
@@ -204,7 +215,10 @@ def _grade_and_write(payload: bytes, path: Path, name: str, out: Path, question_
         result = grade_submission(packaged, path, name, question_timeout=question_timeout)
     except GraderFailure as e:
         return f"{name}: {e}"
-    gradescope.write_json_atomic(out / name / "results.json", gradescope.results_json(result))
+    folder = out / name
+    report.write_atomic(folder / "feedback.md", feedback_markdown(result))
+    gradescope.write_json_atomic(folder / report.SIDECAR, report.sidecar(result))
+    gradescope.write_json_atomic(folder / "results.json", gradescope.results_json(result))  # last: marks it done
     return None
 
 
@@ -213,41 +227,20 @@ def grade_cells_job(payload: bytes, cells: list[str], name: str, extra_cells=Non
     return grade_cells(load_packaged_assignment(payload), cells, name, extra_cells=extra_cells, only=only)
 
 
-def gradebook_rows(results: list[dict], assignment: Assignment) -> list[list]:
-    header = ["name", "score", "max_score"] + [q.name for q in assignment.questions]
-    rows = [header]
-    for r in sorted(results, key=lambda r: r["name"]):
-        rows.append([r["name"], r["score"], r["max_score"]] + [r["questions"].get(q.name, 0.0) for q in assignment.questions])
-    return rows
-
-
-def write_gradebook(out: Path, results: list[dict], assignment: Assignment) -> Path:
-    """Write ``gradebook.csv`` atomically."""
-    path = out / "gradebook.csv"
-    buf = io.StringIO()
-    csv.writer(buf).writerows(gradebook_rows(results, assignment))
-    fd, tmp = tempfile.mkstemp(dir=out, prefix=".tmp-gradebook-")
-    with os.fdopen(fd, "w") as f:
-        f.write(buf.getvalue())
-    os.replace(tmp, path)
-    return path
-
-
-def summary_row(name: str, data: dict, assignment: Assignment) -> dict:
-    """Per-question scores of a results.json (for the gradebook)."""
-    per_q = {q.name: 0.0 for q in assignment.questions}
-    for t in data.get("tests", []):
-        qname = t["name"].rsplit(" (", 1)[0]
-        if qname in per_q:
-            per_q[qname] += float(t["score"])
-    return {"name": name, "score": data.get("score", 0.0), "max_score": data.get("max_score", 0.0),
-            "questions": per_q}
+def in_shard(name: str, shard: tuple[int, int] | None) -> bool:
+    """Whether a submission belongs to shard K of N (K = 1..N), by a hash of its name."""
+    if shard is None:
+        return True
+    k, n = shard
+    return int(hashlib.sha256(name.encode()).hexdigest(), 16) % n == k - 1
 
 
 def grade_batch(zip_path: Path, submissions: list[Path], out: Path, jobs: int = 1,
-                question_timeout: float | None = None, regrade: bool = False, progress: bool = True) -> Path:
+                question_timeout: float | None = None, regrade: bool = False, progress: bool = True,
+                shard: tuple[int, int] | None = None) -> Path:
     """Grade many submissions; resumable (finished ones are skipped unless
-    ``regrade``); returns the gradebook path."""
+    ``regrade``); ``shard=(K, N)`` grades only the K-th of N deterministic
+    shards. Returns the gradebook path."""
     from tqdm import tqdm
 
     packaged = load_zip(zip_path)
@@ -256,8 +249,12 @@ def grade_batch(zip_path: Path, submissions: list[Path], out: Path, jobs: int = 
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:
         raise ValueError(f"two submissions share the name(s) {', '.join(sorted(dupes))}")
-    todo = [(p, n) for p, n in zip(submissions, names)
-            if regrade or not (out / n / "results.json").exists()]
+    mine = [(p, n) for p, n in zip(submissions, names) if in_shard(n, shard)]
+    submissions, names = [p for p, _ in mine], [n for _, n in mine]
+    todo = [(p, n) for p, n in mine if regrade or not (out / n / "results.json").exists()]
+    questions = [q.name for q in packaged.assignment.questions]
+    gradescope.write_json_atomic(out / "assignment.json", {
+        "name": packaged.assignment.name, "questions": questions, "blank_hash": packaged.blank_hash})
 
     failures: list[str] = []
     payload = packaged.to_json()
@@ -275,13 +272,36 @@ def grade_batch(zip_path: Path, submissions: list[Path], out: Path, jobs: int = 
         except BaseException:
             executor.shutdown(wait=False, cancel_futures=True)
             raise
-    rows = []
-    for name in names:
-        path = out / name / "results.json"
-        if path.exists():
-            rows.append(summary_row(name, json.loads(path.read_text()), packaged.assignment))
-    book = write_gradebook(out, rows, packaged.assignment)
+    book = write_batch_reports(out, names, questions, packaged.blank_hash)
     if failures:
         raise GraderFailure(f"{len(failures)} submission(s) could not be graded (run again to retry them): "
                             + "; ".join(failures[:5]))
+    return book
+
+
+def write_batch_reports(out: Path, names: list[str], questions: list[str], blank_hash: str = "") -> Path:
+    """Gradebook, summary and charts from the graded folders in ``out``."""
+    rows = [report.read_row(out / n, questions) for n in names if (out / n / "results.json").exists()]
+    book = report.write_gradebook(out, rows, questions, blank_hash)
+    if rows:
+        report.summarize(out, rows, questions)
+    return book
+
+
+def merge_gradebooks(dirs: list[Path], out: Path) -> Path:
+    """Join the outputs of sharded runs into one gradebook in ``out``."""
+    meta = [json.loads((d / "assignment.json").read_text()) for d in dirs]
+    if len({m["name"] for m in meta}) != 1 or len({tuple(m["questions"]) for m in meta}) != 1:
+        raise ValueError("these folders grade different assignments")
+    rows, seen = [], set()
+    for d in dirs:
+        for folder in sorted(p.parent for p in d.glob("*/results.json")):
+            if folder.name in seen:
+                raise ValueError(f"{folder.name} was graded in two shards")
+            seen.add(folder.name)
+            rows.append(report.read_row(folder, meta[0]["questions"]))
+    out.mkdir(parents=True, exist_ok=True)
+    book = report.write_gradebook(out, rows, meta[0]["questions"], meta[0].get("blank_hash", ""))
+    if rows:
+        report.summarize(out, rows, meta[0]["questions"])
     return book

@@ -146,6 +146,9 @@ class SubmissionResult:
             cells that failed, what to fix).
         stdout: the student's own printed output (bounded).
         execution_time: seconds spent grading.
+        content_hash: hash of the graded code (equal hashes: identical submissions).
+        flags: things a TA may want to look at (attempts to tamper); flags, not verdicts.
+        peak_memory_mb: the sandbox's peak resident memory.
     """
 
     name: str
@@ -154,6 +157,9 @@ class SubmissionResult:
     messages: list[str] = field(default_factory=list)
     stdout: str = ""
     execution_time: float = 0.0
+    content_hash: str = ""
+    flags: list[str] = field(default_factory=list)
+    peak_memory_mb: float = 0.0
 
     @property
     def score(self) -> float:

@@ -161,6 +161,7 @@ class Sandbox:
         return self.zygote is not None
 
     def __post_init__(self):
+        self.peak_memory_mb = 0.0
         self.zygote = None
         self.pid = None
         self._replies: queue.Queue = queue.Queue()
@@ -258,6 +259,7 @@ class Sandbox:
                 os.close(fd)
             except OSError:
                 pass
+        self.peak_memory_mb = max(self.peak_memory_mb, _peak_rss_mb(self.pid))
         kill_everything(self.zygote.proc.pid, self.user)
         shutil.rmtree(self.workdir, ignore_errors=True)
         self.zygote = None
@@ -322,6 +324,18 @@ class Sandbox:
         if len(self.output) >= self.limits.max_output_kb * 1024:
             text += "\n[output truncated]"
         return text
+
+
+def _peak_rss_mb(pid) -> float:
+    """Peak resident memory of a live process (VmHWM), in MB; 0 if unknown."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, TypeError):
+        pass
+    return 0.0
 
 
 _warned: set[str] = set()

@@ -35,9 +35,12 @@ def test_batch_grades_samples_and_writes_gradebook(toy_zip, toy_built, tmp_path)
     book = grade_batch(toy_zip, [samples / "correct", samples / "blank", samples / "partly_wrong"],
                        tmp_path, jobs=2, progress=False)
     rows = [line.split(",") for line in book.read_text().splitlines()]
-    assert rows[0] == ["name", "score", "max_score", "q1_square", "q2_mean"]
+    assert rows[0] == ["name", "score", "max_score", "q1_square", "q2_mean", "q1_square mistake",
+                       "q2_mean mistake", "flags", "identical_to"]
     scores = {r[0]: float(r[1]) for r in rows[1:]}
     assert scores == {"blank": 0.0, "correct": 3.0, "partly_wrong": 2.0}
+    mistakes = {r[0]: r[6] for r in rows[1:]}
+    assert mistakes == {"blank": "", "correct": "", "partly_wrong": "sum"}  # the sample's mutant, named
     for name in scores:
         assert validate_results(json.loads((tmp_path / name / "results.json").read_text())) == []
 
