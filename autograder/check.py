@@ -13,6 +13,8 @@ from autograder.grade import grade_cells_job
 from autograder.notebooks import grading_cells
 
 MIN_MUTANTS = 2
+GRADESCOPE_MB = 768  # Gradescope's default machine: 768 MB, half a CPU, 10 minutes
+GRADESCOPE_SECONDS = 600
 
 
 @dataclass
@@ -47,6 +49,18 @@ class WeekCheck:
     week: str
     lines: list[CheckLine] = field(default_factory=list)
     solution_seconds: float = 0.0
+    sandbox_mb: float = 0.0
+    grader_mb: float = 0.0
+
+    def gradescope_warnings(self) -> list[str]:
+        """Why this week might not fit Gradescope's default machine."""
+        out = []
+        if self.sandbox_mb + self.grader_mb > GRADESCOPE_MB:
+            out.append(f"peak memory {self.sandbox_mb + self.grader_mb:.0f} MB is over Gradescope's {GRADESCOPE_MB} MB")
+        if self.solution_seconds * 2 > GRADESCOPE_SECONDS:  # half a CPU: about twice as slow
+            out.append(f"grading takes {self.solution_seconds:.0f} s here, about {2 * self.solution_seconds:.0f} s "
+                       f"on half a CPU: over Gradescope's {GRADESCOPE_SECONDS} s")
+        return out
 
     @property
     def ok(self) -> bool:
@@ -71,6 +85,7 @@ def check_week(week: Week, executor) -> WeekCheck:
     mut_f = [(m, run(key_cells, [m.code], {m.question})) for m in built.mutants]
     sol = sol_f.result()
     report.solution_seconds = sol.execution_time
+    report.sandbox_mb, report.grader_mb = sol.peak_memory_mb, sol.grader_memory_mb
     failing = [f"{q.question.name}: {next((o.message for o in q.outcomes if not o.passed), q.note)}"
                for q in sol.questions if q.score < q.max_score - 1e-9]
     report.lines.append(CheckLine(week.name, "solution", "full marks", sol.score, sol.max_score,

@@ -141,8 +141,11 @@ def cmd_check(args) -> int:
             t0 = time.monotonic()
             c = check_week(w, executor)
             checks.append(c)
-            print(f"{w.name}: {'ok' if c.ok else 'FAILED'} ({time.monotonic() - t0:.1f} s; grading the solution "
-                  f"took {c.solution_seconds:.1f} s)", flush=True)
+            print(f"{w.name}: {'ok' if c.ok else 'FAILED'} ({time.monotonic() - t0:.1f} s; grading the solution: "
+                  f"{c.solution_seconds:.1f} s, peak memory {c.sandbox_mb:.0f} MB sandbox + {c.grader_mb:.0f} MB "
+                  f"grader)", flush=True)
+            for warning in c.gradescope_warnings():
+                print(f"{w.name}: warning: {warning}", flush=True)
     print(format_table(checks))
     return 0 if checks and all(c.ok for c in checks) else 1
 

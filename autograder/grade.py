@@ -150,7 +150,7 @@ def grade_cells(packaged: PackagedAssignment, cells: list[str], name: str, slot:
     limits = SandboxLimits(cell_timeout=g.cell_timeout, memory_mb=g.memory_mb, cpu_seconds=g.cpu_seconds,
                            max_processes=g.max_processes, max_file_mb=g.max_file_mb,
                            max_output_kb=g.max_output_kb, preload=tuple(g.preload),
-                           hidden_packages=tuple(g.hidden_packages))
+                           hidden_packages=tuple(g.hidden_packages), device=grading_device())
     seed = submission_seed(cells) if seed is None else seed
     result.content_hash = content_hash(cells)
     result.flags = tamper_flags(cells)
@@ -178,8 +178,16 @@ def grade_cells(packaged: PackagedAssignment, cells: list[str], name: str, slot:
     return _fill(result, started)
 
 
+def grading_device() -> str:
+    """``cpu`` or ``cuda``: set by ``sodl grade --device`` (SODL_DEVICE)."""
+    return os.environ.get("SODL_DEVICE", "cpu")
+
+
 def _fill(result: SubmissionResult, started: float) -> SubmissionResult:
+    import resource
+
     result.execution_time = time.monotonic() - started
+    result.grader_memory_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return result
 
 

@@ -149,6 +149,7 @@ class SubmissionResult:
         content_hash: hash of the graded code (equal hashes: identical submissions).
         flags: things a TA may want to look at (attempts to tamper); flags, not verdicts.
         peak_memory_mb: the sandbox's peak resident memory.
+        grader_memory_mb: the grading process's own peak resident memory.
     """
 
     name: str
@@ -160,6 +161,7 @@ class SubmissionResult:
     content_hash: str = ""
     flags: list[str] = field(default_factory=list)
     peak_memory_mb: float = 0.0
+    grader_memory_mb: float = 0.0
 
     @property
     def score(self) -> float:

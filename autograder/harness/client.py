@@ -38,6 +38,7 @@ class SandboxLimits:
     max_output_kb: int = 64
     preload: tuple[str, ...] = ()
     hidden_packages: tuple[str, ...] = ()
+    device: str = "cpu"
 
 
 @dataclass
@@ -213,7 +214,7 @@ class Sandbox:
             "user": None if self.user is None else {"uid": self.user.uid, "gid": self.user.gid},
             "memory_mb": lim.memory_mb, "cpu_seconds": lim.cpu_seconds,
             "max_processes": lim.max_processes, "max_file_mb": lim.max_file_mb,
-            "hidden_packages": list(lim.hidden_packages),
+            "hidden_packages": list(lim.hidden_packages), "device": lim.device,
         })
         current = None
         wait = min(lim.startup_timeout, max(0.1, deadline - time.monotonic()))

@@ -134,7 +134,7 @@ def python_dirs() -> list[str]:
     return keep
 
 
-def build_jail(root: str, hidden_packages: list[str]) -> None:
+def build_jail(root: str, hidden_packages: list[str], gpu: bool = False) -> None:
     """Make ``root`` a minimal filesystem: read-only Python folders, a few
     devices, and empty folders over the hidden packages. Must run as root
     in a fresh mount namespace; the mounts vanish with the namespace."""
@@ -155,7 +155,12 @@ def build_jail(root: str, hidden_packages: list[str]) -> None:
             if os.path.isdir(root + os.path.realpath(loc)):
                 _mount("tmpfs", root + os.path.realpath(loc), "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k")
     os.makedirs(root + "/dev", exist_ok=True)
-    for dev in DEVICES:
+    devices = list(DEVICES)
+    if gpu:  # the CUDA driver needs its device files and /proc
+        devices += sorted(os.path.join("/dev", d) for d in os.listdir("/dev") if d.startswith("nvidia"))
+        os.makedirs(root + "/proc", exist_ok=True)
+        _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV)
+    for dev in devices:
         if os.path.exists(dev):
             open(root + dev, "a").close()
             _mount(dev, root + dev, None, MS_BIND)
@@ -184,7 +189,7 @@ def enter_sandbox(start: dict) -> list[str]:
         if not _unshare(CLONE_NEWNET):
             missing.append("network isolation (unshare of the network namespace failed)")
         if _unshare(CLONE_NEWNS):
-            build_jail(workdir, list(start.get("hidden_packages", [])))
+            build_jail(workdir, list(start.get("hidden_packages", [])), gpu=start.get("device", "cpu") != "cpu")
             os.chroot(workdir)
             workdir = "/tmp"
             os.chmod(workdir, 0o1777)

@@ -57,6 +57,7 @@ class Server:
         self.req_fd, self.resp_fd = req_fd, resp_fd
         self.namespace: dict = {"__name__": "__main__", "__builtins__": __builtins__}
         self.handles: dict[int, object] = {}
+        self.device = "cpu"  # where tensors sent by the tests are placed
 
     # -- plumbing -------------------------------------------------------------
     def send(self, msg: dict, blobs=None) -> None:
@@ -137,8 +138,8 @@ class Server:
             return self.namespace[name]
         if op == "call":
             target = self.target(msg)
-            args = dec(msg.get("args", []))
-            kwargs = dec(msg.get("kwargs", {"__t__": "dict", "k": [], "v": []}))
+            args = self.place(dec(msg.get("args", [])))
+            kwargs = self.place(dec(msg.get("kwargs", {"__t__": "dict", "k": [], "v": []})))
             return target(*args, **kwargs)
         if op == "getattr":
             return getattr(self.target(msg), str(msg["attr"]))
@@ -157,6 +158,19 @@ class Server:
             self.fork_variant(msg["code"])
             return {"__variant_end__": True}
         raise wire.WireError(f"unknown op {op!r}")
+
+    def place(self, value):
+        """Move the tensors of decoded arguments to the grading device."""
+        if self.device == "cpu":
+            return value
+        torch = sys.modules.get("torch")
+        if torch is not None and type(value) is torch.Tensor:
+            return value.to(self.device)
+        if type(value) in (list, tuple):
+            return type(value)(self.place(v) for v in value)
+        if type(value) is dict:
+            return {k: self.place(v) for k, v in value.items()}
+        return value
 
     def fork_variant(self, code: str) -> None:
         """Serve a copy of this process with ``code`` executed in it, until
@@ -208,6 +222,10 @@ def prepare(start: dict) -> list[str]:
     from autograder.harness import limits
 
     sys.modules["otter"] = _otter_stub()
+    torch = sys.modules.get("torch")
+    if torch is not None:  # the same numbers on CPU and GPU: no TF32 shortcuts
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
     return limits.enter_sandbox(start)
 
 
@@ -215,6 +233,7 @@ def serve_forked(req_fd: int, resp_fd: int) -> None:
     """Entry point of a sandbox forked by the zygote."""
     msg, _ = wire.read_message(req_fd)
     server = Server(req_fd, resp_fd)
+    server.device = str(msg.get("device", "cpu"))
     try:
         missing = prepare(msg)
     except BaseException as e:  # noqa: BLE001

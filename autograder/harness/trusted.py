@@ -12,6 +12,8 @@ import ast
 import builtins
 import hashlib
 import importlib
+import os
+import sys
 import time
 
 from autograder.harness.client import GraderFailure, Sandbox, SandboxDied, SandboxTimeout, StudentError
@@ -53,9 +55,24 @@ def question_seed(base_seed: int, question: str) -> int:
 
 
 def run_test(test: TestCase, session: Session, seed: int) -> TestOutcome:
-    """Execute one test cell against the sandbox; never raises."""
+    """Execute one test cell against the sandbox; never raises (but for a
+    dead or hung sandbox). Global state a test may change (torch's default
+    dtype, grad mode) is restored afterwards, so tests cannot leak into
+    each other."""
+    torch = sys.modules.get("torch")
+    saved = (torch.get_default_dtype(), torch.is_grad_enabled()) if torch is not None else None
+    try:
+        return _run_test(test, session, seed)
+    finally:
+        if saved is not None:
+            torch.set_default_dtype(saved[0])
+            torch.set_grad_enabled(saved[1])
+
+
+def _run_test(test: TestCase, session: Session, seed: int) -> TestOutcome:
     sandbox = session.sandbox
-    ns: dict = {"__builtins__": builtins, "__name__": "__sodl_test__", "seed": seed}
+    ns: dict = {"__builtins__": builtins, "__name__": "__sodl_test__", "seed": seed,
+                "device": os.environ.get("SODL_DEVICE", "cpu")}
     try:
         for name in referenced_names(test.code) & set(sandbox.names):
             kind = sandbox.names[name]
