@@ -37,16 +37,30 @@ def cmd_list(args) -> int:
 
 
 def cmd_build(args) -> int:
+    from autograder import workers
     from autograder.build import build_week
+    from autograder.check import check_week, format_table
     from autograder.gradescope_env import build_wheel
 
     root, weeks = _weeks(args)
     out = Path(args.out)
     wheel = build_wheel(out / "_wheel")
-    for w in weeks:
-        t0 = time.monotonic()
-        paths = build_week(w, out, wheel, execute=not args.no_execute)
-        print(f"{w.name}: {paths['zip']}  ({time.monotonic() - t0:.1f} s)")
+    failed = []
+    with workers.pool(args.jobs) as executor:
+        for w in weeks:
+            t0 = time.monotonic()
+            paths = build_week(w, out, wheel, execute=not args.no_execute)
+            verdict = ""
+            if not args.no_check:  # every mutant must lose points and be diagnosed as itself
+                c = check_week(w, executor)
+                verdict = "; checked" if c.ok else "; CHECK FAILED"
+                if not c.ok:
+                    failed.append(c)
+            print(f"{w.name}: {paths['zip']}  ({time.monotonic() - t0:.1f} s{verdict})", flush=True)
+    if failed:
+        print(format_table(failed))
+        print("sodl build: the tests of these weeks cannot tell every mistake apart (see FAIL above)", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -172,6 +186,8 @@ def main(argv=None) -> int:
         if name == "build":
             s.add_argument("--out", default="dist")
             s.add_argument("--no-execute", action="store_true", help="do not execute the answer key")
+            s.add_argument("--no-check", action="store_true", help="skip validating the tests and mutants")
+            s.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
             s.set_defaults(func=cmd_build)
         else:
             s.add_argument("--jobs", type=int, default=os.cpu_count() or 1)

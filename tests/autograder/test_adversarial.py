@@ -127,3 +127,22 @@ def _uid(pid):
         return os.stat(f"/proc/{pid}").st_uid
     except OSError:
         return None
+
+
+@pytest.mark.parametrize("name, attack, expected", TAMPERING, ids=[t[0] for t in TAMPERING])
+def test_attack_through_the_gradescope_layout(toy_zip, key_notebook, tmp_path, name, attack, expected):
+    """The same attacks through the zip's run_autograder: a schema-valid
+    results.json with the honest grade, within the limits."""
+    import json
+
+    from autograder.gradescope import validate_results
+    from autograder.gradescope_env import reproduce
+
+    from .conftest import with_extra_cell, write_nb
+
+    sub = write_nb(tmp_path / "sub" / "week01.ipynb", with_extra_cell(key_notebook, attack)).parent
+    t0 = time.monotonic()
+    data = json.loads(reproduce(toy_zip, sub, tmp_path / "gs").read_text())
+    assert validate_results(data) == []
+    assert data["score"] == sum(expected.values())
+    assert time.monotonic() - t0 < 120

@@ -111,3 +111,19 @@ def test_huge_outputs_and_unicode_names(toy_zip, key_notebook, tmp_path):
     data = json.loads(reproduce(toy_zip, sub, tmp_path / "gs").read_text())
     assert validate_results(data) == [] and data["score"] == 3.0
     assert len(json.dumps(data)) < 200_000
+
+
+def test_two_notebooks_and_a_renamed_function(toy_zip, key_notebook, tmp_path):
+    from autograder.notebooks import grading_cells
+
+    sub = tmp_path / "two"
+    write_nb(sub / "week01.ipynb", key_notebook)
+    write_nb(sub / "scratch.ipynb", {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": []})
+    data = json.loads(reproduce(toy_zip, sub, tmp_path / "gs").read_text())
+    assert data["score"] == 3.0 and "2 notebooks" in data["output"] and "week01.ipynb was graded" in data["output"]
+
+    renamed = with_extra_cell(key_notebook, "def average(x):\n    return float(np.mean(x))\ndel mean")
+    sub2 = write_nb(tmp_path / "renamed" / "week01.ipynb", renamed).parent
+    data = json.loads(reproduce(toy_zip, sub2, tmp_path / "gs2").read_text())
+    assert data["score"] == 2.0
+    assert "name 'mean' is not defined" in json.dumps(data) and "exact name" in json.dumps(data)

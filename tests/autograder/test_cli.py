@@ -47,6 +47,30 @@ def test_check_passes_on_toy_and_fails_on_a_weak_test(toy_root, tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     assert "q2_mean/off_by_one" in out.stdout
 
+    import shutil
+
+    weak = tmp_path / "weak"
+    shutil.copytree(toy_root, weak)
+    mutants = weak / "solutions" / "week01-toy" / "mutants.yml"
+    mutants.write_text(mutants.read_text() + """\
+  - name: harmless
+    diagnosis: Not a mistake at all.
+    code: |
+      def mean(x):
+          return float(np.mean(np.asarray(x)))
+  - name: sum_again
+    diagnosis: The same mistake as 'sum', written differently.
+    code: |
+      def mean(x):
+          return float(np.asarray(x).sum())
+""")
+    out = sodl("check", "week01", cwd=weak)
+    assert out.returncode == 1
+    assert "q2_mean/harmless" in out.stdout and "every test still passes" in out.stdout
+    assert "q2_mean/sum_again" in out.stdout and "diagnosed as 'sum'" in out.stdout
+    build = sodl("build", "week01", "--out", str(tmp_path / "dist"), "--no-execute", cwd=weak)
+    assert build.returncode == 1 and "cannot tell every mistake apart" in build.stderr
+
 
 def test_zip_has_gradescope_entry_points(toy_built):
     import zipfile
