@@ -19,9 +19,10 @@ accepted; scalars are Python floats.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as Fn
+
+from sodl_ref.tensors import as_float64
 
 Tensor = torch.Tensor
 
@@ -34,12 +35,6 @@ __all__ = [
     "optimal_objective_value",
     "dpo_population_loss",
 ]
-
-
-def _as64(x, device=None) -> Tensor:
-    if isinstance(x, torch.Tensor):
-        return x.to(dtype=torch.float64, device=device if device is not None else x.device)
-    return torch.as_tensor(np.asarray(x), dtype=torch.float64, device=device)
 
 
 def dpo_loss(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_rejected_logps,
@@ -61,22 +56,22 @@ def dpo_loss(policy_chosen_logps, policy_rejected_logps, ref_chosen_logps, ref_r
     Returns:
         The mean loss (Python float).
     """
-    pw = _as64(policy_chosen_logps)
-    pl, rw, rl = (_as64(t, pw.device) for t in (policy_rejected_logps, ref_chosen_logps, ref_rejected_logps))
+    pw = as_float64(policy_chosen_logps)
+    pl, rw, rl = (as_float64(t, pw.device) for t in (policy_rejected_logps, ref_chosen_logps, ref_rejected_logps))
     u = float(beta) * ((pw - rw) - (pl - rl))  # [B]
     return float(Fn.softplus(-u).mean())
 
 
 def dpo_implicit_reward(policy_logps, ref_logps, beta: float = 0.1) -> Tensor:
     """The reward DPO's policy implicitly defines, beta log pi(y|x)/pi_ref(y|x) (eq. 5 without log Z).  Same shape."""
-    p = _as64(policy_logps)
-    return float(beta) * (p - _as64(ref_logps, p.device))
+    p = as_float64(policy_logps)
+    return float(beta) * (p - as_float64(ref_logps, p.device))
 
 
 def bradley_terry_prob(reward_chosen, reward_rejected) -> Tensor:
     """Bradley-Terry (1952) preference probability p(y_w > y_l) = sigma(r_w - r_l) (Rafailov et al. eq. 1)."""
-    a = _as64(reward_chosen)
-    return torch.sigmoid(a - _as64(reward_rejected, a.device))
+    a = as_float64(reward_chosen)
+    return torch.sigmoid(a - as_float64(reward_rejected, a.device))
 
 
 def optimal_policy(ref_probs, rewards, beta: float) -> Tensor:
@@ -95,25 +90,25 @@ def optimal_policy(ref_probs, rewards, beta: float) -> Tensor:
     Returns:
         pi*: [..., K].
     """
-    ref = _as64(ref_probs)
-    r = _as64(rewards, ref.device)
+    ref = as_float64(ref_probs)
+    r = as_float64(rewards, ref.device)
     logits = torch.log(ref) + r / float(beta)  # [..., K]; -inf where ref = 0
     return torch.softmax(logits, dim=-1)
 
 
 def kl_regularized_objective(policy, ref_probs, rewards, beta: float) -> Tensor:
     """J(pi) = E_pi[r] - beta KL(pi || pi_ref) per row, [...] (Rafailov et al. eq. 3, one prompt per row)."""
-    pi = _as64(policy)
-    ref = _as64(ref_probs, pi.device)
-    r = _as64(rewards, pi.device)
+    pi = as_float64(policy)
+    ref = as_float64(ref_probs, pi.device)
+    r = as_float64(rewards, pi.device)
     kl_terms = torch.where(pi > 0, pi * (torch.log(pi) - torch.log(ref)), torch.zeros_like(pi))
     return (pi * r).sum(-1) - float(beta) * kl_terms.sum(-1)
 
 
 def optimal_objective_value(ref_probs, rewards, beta: float) -> Tensor:
     """max_pi J(pi) = beta log Z = beta log sum_y pi_ref(y) exp(r(y)/beta), per row [...] (Gibbs variational principle)."""
-    ref = _as64(ref_probs)
-    r = _as64(rewards, ref.device)
+    ref = as_float64(ref_probs)
+    r = as_float64(rewards, ref.device)
     return float(beta) * torch.logsumexp(torch.log(ref) + r / float(beta), dim=-1)
 
 
@@ -130,9 +125,9 @@ def dpo_population_loss(policy_logits, ref_probs, rewards, beta: float) -> Tenso
     (Rafailov et al. 2023, Theorem 1 in the tabular case). Differentiable in
     ``policy_logits: [K]`` (pi = softmax(policy_logits)); returns a 0-d tensor.
     """
-    z = _as64(policy_logits)
-    ref = _as64(ref_probs, z.device)
-    r = _as64(rewards, z.device)
+    z = as_float64(policy_logits)
+    ref = as_float64(ref_probs, z.device)
+    r = as_float64(rewards, z.device)
     h = torch.log_softmax(z, -1) - torch.log(ref)  # [K]
     K = h.shape[-1]
     pref = torch.sigmoid(r[:, None] - r[None, :])  # [K, K] Pr(i preferred to j)

@@ -16,14 +16,9 @@ import math
 
 import torch
 
+from sodl_ref.tensors import as_float64
+
 Tensor = torch.Tensor
-
-
-def _f64(x, like: Tensor | None = None) -> Tensor:
-    if isinstance(x, Tensor):
-        return x.to(torch.float64)
-    return torch.as_tensor(x, dtype=torch.float64,
-                           device=like.device if like is not None else None)
 
 
 def causal_mask(T_q: int, T_k: int | None = None, device=None) -> Tensor:
@@ -49,8 +44,8 @@ def attention_weights(q, k, attn_mask=None, is_causal: bool = False, scale=None)
     attend) or float (added to the scores), broadcastable to [..., T_q, T_k].
     Returns [..., T_q, T_k]; each row sums to 1 over the allowed keys.
     """
-    q = _f64(q)
-    k = _f64(k, q)
+    q = as_float64(q)
+    k = as_float64(k, like=q)
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     scores = q @ k.transpose(-2, -1) * scale  # (..., T_q, T_k)
     if is_causal:
@@ -73,7 +68,7 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal: bool = Fals
     Returns [..., T_q, d_v]. A query with every key masked gives NaN.
     """
     w = attention_weights(q, k, attn_mask, is_causal, scale)  # (..., T_q, T_k)
-    return w @ _f64(v, w)
+    return w @ as_float64(v, like=w)
 
 
 # ---------------------------------------------------------------------------
@@ -90,8 +85,8 @@ def linear_self_attention(E, W_K, W_Q, W_V, P, n_context: int) -> Tensor:
     Shapes: E [T, D] (tokens as rows), W_K, W_Q [D_k, D], W_V [D_v, D],
     P [D, D_v]. Returns E' [T, D].
     """
-    E = _f64(E)
-    W_K, W_Q, W_V, P = (_f64(W, E) for W in (W_K, W_Q, W_V, P))
+    E = as_float64(E)
+    W_K, W_Q, W_V, P = (as_float64(W, like=E) for W in (W_K, W_Q, W_V, P))
     ctx = E[:n_context]  # (N, D)
     keys = ctx @ W_K.T  # (N, D_k)
     queries = E @ W_Q.T  # (T, D_k)
@@ -117,7 +112,7 @@ def gd_icl_weights(d_x: int, d_y: int, lr: float, n_context: int, W0=None):
     W_K[:d_x, :d_x] = torch.eye(d_x, dtype=torch.float64)
     W_V = torch.zeros(D, D, dtype=torch.float64)
     if W0 is not None:
-        W_V[d_x:, :d_x] = _f64(W0)
+        W_V[d_x:, :d_x] = as_float64(W0)
     W_V[d_x:, d_x:] = -torch.eye(d_y, dtype=torch.float64)
     P = lr / n_context * torch.eye(D, dtype=torch.float64)
     return W_K, W_K.clone(), W_V, P
@@ -131,10 +126,10 @@ def gd_one_step_prediction(X, Y, x_query, lr: float, W0=None) -> Tensor:
     Shapes: X [N, d_x], Y [N, d_y], x_query [d_x] or [M, d_x].
     Returns y_hat [d_y] or [M, d_y].
     """
-    X = _f64(X)
-    Y, xq = _f64(Y, X), _f64(x_query, X)
+    X = as_float64(X)
+    Y, xq = as_float64(Y, like=X), as_float64(x_query, like=X)
     N, d_x = X.shape
-    W0 = torch.zeros(Y.shape[1], d_x, dtype=torch.float64, device=X.device) if W0 is None else _f64(W0, X)
+    W0 = torch.zeros(Y.shape[1], d_x, dtype=torch.float64, device=X.device) if W0 is None else as_float64(W0, like=X)
     W1 = W0 - lr / N * (X @ W0.T - Y).T @ X  # (d_y, d_x)
     return xq @ W1.T
 
@@ -142,7 +137,7 @@ def gd_one_step_prediction(X, Y, x_query, lr: float, W0=None) -> Tensor:
 def icl_tokens(X, Y, x_query) -> Tensor:
     """Stack the context tokens (x_i, y_i) and the query token (x_q, 0):
     X [N, d_x], Y [N, d_y], x_query [d_x] -> E [N + 1, d_x + d_y]."""
-    X = _f64(X)
-    Y, xq = _f64(Y, X), _f64(x_query, X)
+    X = as_float64(X)
+    Y, xq = as_float64(Y, like=X), as_float64(x_query, like=X)
     query = torch.cat([xq, torch.zeros(Y.shape[1], dtype=torch.float64, device=X.device)])
     return torch.cat([torch.cat([X, Y], dim=1), query[None]], dim=0)

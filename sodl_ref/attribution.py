@@ -27,9 +27,10 @@ regularized too). Float64 torch tensors in and out, numpy accepted.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as Fn
+
+from sodl_ref.tensors import as_float64
 
 Tensor = torch.Tensor
 
@@ -50,12 +51,6 @@ __all__ = [
 ]
 
 
-def _as64(x, device=None) -> Tensor:
-    if isinstance(x, torch.Tensor):
-        return x.to(dtype=torch.float64, device=device if device is not None else x.device)
-    return torch.as_tensor(np.asarray(x), dtype=torch.float64, device=device)
-
-
 # ---------------------------------------------------------------------------
 # Ridge regression: exact leave-one-out and influence
 # ---------------------------------------------------------------------------
@@ -67,14 +62,14 @@ def _ridge_hessian(X: Tensor, lam: float) -> Tensor:
 
 def ridge_fit(X, y, lam: float) -> Tensor:
     """Ridge estimate theta = (X^T X + lam I)^{-1} X^T y.  X: [n, d], y: [n] -> [d]."""
-    X = _as64(X)
-    y = _as64(y, X.device)
+    X = as_float64(X)
+    y = as_float64(y, X.device)
     return torch.linalg.solve(_ridge_hessian(X, lam), X.T @ y)
 
 
 def ridge_hat_diagonal(X, lam: float) -> Tensor:
     """Leverages h_ii = x_i^T (X^T X + lam I)^{-1} x_i, the diagonal of the hat matrix.  [n]"""
-    X = _as64(X)
+    X = as_float64(X)
     Hinv_XT = torch.linalg.solve(_ridge_hessian(X, lam), X.T)  # [d, n]
     return (X * Hinv_XT.T).sum(-1)
 
@@ -94,8 +89,8 @@ def ridge_loo_params(X, y, lam: float) -> Tensor:
     Returns:
         [n, d], row i the parameters fitted without example i.
     """
-    X = _as64(X)
-    y = _as64(y, X.device)
+    X = as_float64(X)
+    y = as_float64(y, X.device)
     H = _ridge_hessian(X, lam)
     theta = torch.linalg.solve(H, X.T @ y)  # [d]
     r = y - X @ theta  # [n] residuals
@@ -106,8 +101,8 @@ def ridge_loo_params(X, y, lam: float) -> Tensor:
 
 def ridge_loo_residuals(X, y, lam: float) -> Tensor:
     """Leave-one-out residuals y_i - x_i . theta_{-i} = r_i / (1 - h_ii) (PRESS, Allen 1974).  [n]"""
-    X = _as64(X)
-    y = _as64(y, X.device)
+    X = as_float64(X)
+    y = as_float64(y, X.device)
     r = y - X @ ridge_fit(X, y, lam)
     return r / (1.0 - ridge_hat_diagonal(X, lam))
 
@@ -123,8 +118,8 @@ def ridge_influence(X, y, lam: float) -> Tensor:
     Returns:
         [n, d].
     """
-    X = _as64(X)
-    y = _as64(y, X.device)
+    X = as_float64(X)
+    y = as_float64(y, X.device)
     H = _ridge_hessian(X, lam)
     theta = torch.linalg.solve(H, X.T @ y)
     r = y - X @ theta  # [n]
@@ -150,11 +145,11 @@ def logistic_fit(X, y, lam: float, sample_weight=None, tol: float = 1e-12, max_i
     Returns:
         theta: [d], converged to max |Newton step| < tol.
     """
-    X = _as64(X)
-    y = _as64(y, X.device)
-    w = torch.ones_like(y) if sample_weight is None else _as64(sample_weight, X.device)
+    X = as_float64(X)
+    y = as_float64(y, X.device)
+    w = torch.ones_like(y) if sample_weight is None else as_float64(sample_weight, X.device)
     d = X.shape[1]
-    theta = torch.zeros(d, dtype=torch.float64, device=X.device) if theta0 is None else _as64(theta0, X.device).clone()
+    theta = torch.zeros(d, dtype=torch.float64, device=X.device) if theta0 is None else as_float64(theta0, X.device).clone()
     eye = torch.eye(d, dtype=torch.float64, device=X.device)
     for _ in range(max_iter):
         p = torch.sigmoid(X @ theta)  # [n]
@@ -169,8 +164,8 @@ def logistic_fit(X, y, lam: float, sample_weight=None, tol: float = 1e-12, max_i
 
 def logistic_hessian(X, theta, lam: float) -> Tensor:
     """Hessian of the regularized logistic objective, sum_i p_i (1 - p_i) x_i x_i^T + lam I.  [d, d]"""
-    X = _as64(X)
-    theta = _as64(theta, X.device)
+    X = as_float64(X)
+    theta = as_float64(theta, X.device)
     p = torch.sigmoid(X @ theta)
     return (X * (p * (1 - p))[:, None]).T @ X + float(lam) * torch.eye(X.shape[1], dtype=torch.float64, device=X.device)
 
@@ -191,9 +186,9 @@ def logistic_influence(X, y, theta, lam: float) -> Tensor:
     Returns:
         [n, d], row i the predicted parameter change when example i is removed.
     """
-    X = _as64(X)
-    y = _as64(y, X.device)
-    theta = _as64(theta, X.device)
+    X = as_float64(X)
+    y = as_float64(y, X.device)
+    theta = as_float64(theta, X.device)
     p = torch.sigmoid(X @ theta)  # [n]
     grads = X * (p - y)[:, None]  # [n, d] per-example gradients
     return torch.linalg.solve(logistic_hessian(X, theta, lam), grads.T).T
@@ -201,8 +196,8 @@ def logistic_influence(X, y, theta, lam: float) -> Tensor:
 
 def logistic_loo_params(X, y, lam: float, tol: float = 1e-12) -> Tensor:
     """Exact leave-one-out logistic parameters by n refits (Newton, warm-started at the full fit).  [n, d]"""
-    X = _as64(X)
-    y = _as64(y, X.device)
+    X = as_float64(X)
+    y = as_float64(y, X.device)
     theta = logistic_fit(X, y, lam, tol=tol)
     out = []
     for i in range(X.shape[0]):
@@ -226,9 +221,9 @@ def logistic_test_loss_influence(X, y, theta, lam: float, x_test, y_test) -> Ten
     Returns:
         [n].
     """
-    X = _as64(X)
-    x_test = _as64(x_test, X.device)
-    theta = _as64(theta, X.device)
+    X = as_float64(X)
+    x_test = as_float64(x_test, X.device)
+    theta = as_float64(theta, X.device)
     g_test = (torch.sigmoid(x_test @ theta) - float(y_test)) * x_test  # [d]
     return logistic_influence(X, y, theta, lam) @ g_test
 
@@ -264,8 +259,8 @@ def fit_datamodel(masks, outputs, lam: float = 0.0) -> tuple[Tensor, float]:
     Returns:
         (theta [n], b float).
     """
-    M = _as64(masks)
-    f = _as64(outputs, M.device)
+    M = as_float64(masks)
+    f = as_float64(outputs, M.device)
     A = torch.cat([torch.ones(M.shape[0], 1, dtype=torch.float64, device=M.device), M], 1)  # [m, n+1]
     if lam == 0:
         sol = torch.linalg.lstsq(A, f[:, None], driver="gelsd" if A.device.type == "cpu" else None).solution[:, 0]
@@ -287,10 +282,10 @@ def ridge_subset_predictions(X, y, masks, lam: float, x_test) -> Tensor:
     Returns:
         [m].
     """
-    X = _as64(X)
-    y = _as64(y, X.device)
-    M = _as64(masks, X.device)  # [m, n]
-    x_test = _as64(x_test, X.device)
+    X = as_float64(X)
+    y = as_float64(y, X.device)
+    M = as_float64(masks, X.device)  # [m, n]
+    x_test = as_float64(x_test, X.device)
     # X_S^T X_S = sum_i m_i x_i x_i^T, batched over subsets
     G = torch.einsum("mi,id,ie->mde", M, X, X) + float(lam) * torch.eye(X.shape[1], dtype=torch.float64, device=X.device)
     b = (M * y) @ X  # [m, d]

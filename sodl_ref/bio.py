@@ -17,11 +17,7 @@ import math
 
 import torch
 
-
-def _as64(x, like: torch.Tensor | None = None) -> torch.Tensor:
-    if isinstance(x, torch.Tensor):
-        return x.to(dtype=torch.float64, device=like.device if like is not None else x.device)
-    return torch.as_tensor(x, dtype=torch.float64, device=like.device if like is not None else None)
+from sodl_ref.tensors import as_float64
 
 
 def lif_rate(current, resistance=1.0, tau=0.01, v_threshold=1.0, t_ref=0.002) -> float:
@@ -49,7 +45,7 @@ def lif_simulate(current, dt, duration, resistance=1.0, tau=0.01, v_threshold=1.
     spike_times [n_spikes]).
     """
     n_steps = int(round(duration / dt))
-    I = _as64(current).reshape(-1).expand(n_steps) if _as64(current).numel() == 1 else _as64(current).reshape(-1)
+    I = as_float64(current).reshape(-1).expand(n_steps) if as_float64(current).numel() == 1 else as_float64(current).reshape(-1)
     I = I.detach().cpu().tolist()  # a scalar loop: each step depends on the last
     n_ref = int(round(t_ref / dt))
     v, refractory, trace, spikes = 0.0, 0, [], []
@@ -79,8 +75,8 @@ def oja_step(w, x, lr):
     The Hebbian term y x grows w along directions of high variance; the
     decay -y^2 w keeps |w| -> 1. w, x: [d]. Returns [d].
     """
-    w = _as64(w)
-    x = _as64(x, like=w)
+    w = as_float64(w)
+    x = as_float64(x, like=w)
     y = w @ x
     return w + lr * y * (x - y * w)
 
@@ -92,8 +88,8 @@ def oja_train(X, w0, lr, n_epochs: int = 1) -> torch.Tensor:
     (the covariance for centred data). X: [n, d]; w0: [d].
     Returns the trajectory [n_epochs * n + 1, d] (row 0 is w0).
     """
-    X = _as64(X)
-    w = _as64(w0, like=X).clone()
+    X = as_float64(X)
+    w = as_float64(w0, like=X).clone()
     traj = [w]
     for _ in range(n_epochs):
         for x in X:
@@ -109,7 +105,7 @@ def stdp_window(dt, a_plus=0.01, a_minus=0.012, tau_plus=0.02, tau_minus=0.02) -
     (pre before post: potentiation), -a_minus exp(dt / tau_minus) for dt < 0
     (depression), 0 at dt = 0. dt: any shape; returns the same shape.
     """
-    dt = _as64(dt)
+    dt = as_float64(dt)
     pos = a_plus * torch.exp(-dt.clamp(min=0) / tau_plus)
     neg = -a_minus * torch.exp(dt.clamp(max=0) / tau_minus)
     return torch.where(dt > 0, pos, torch.where(dt < 0, neg, torch.zeros_like(dt)))
@@ -121,7 +117,7 @@ def stdp_weight_change(pre_times, post_times, a_plus=0.01, a_minus=0.012, tau_pl
         dw = sum_{pre f} sum_{post g} W(t_post_g - t_pre_f).
     pre_times: [n_pre]; post_times: [n_post]. Returns a float.
     """
-    pre, post = _as64(pre_times).reshape(-1), _as64(post_times).reshape(-1)
+    pre, post = as_float64(pre_times).reshape(-1), as_float64(post_times).reshape(-1)
     post = post.to(pre.device)
     return float(stdp_window(post[None, :] - pre[:, None], a_plus, a_minus, tau_plus, tau_minus).sum())
 

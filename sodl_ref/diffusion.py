@@ -29,14 +29,9 @@ from typing import Callable
 
 import torch
 
+from sodl_ref.tensors import as_float64
+
 Tensor = torch.Tensor
-
-
-def _as_float64(x, device=None) -> Tensor:
-    """Converts tensors, arrays and numbers to a float64 tensor, keeping a tensor's device."""
-    if isinstance(x, torch.Tensor):
-        return x.to(dtype=torch.float64)
-    return torch.as_tensor(x, dtype=torch.float64, device=device)
 
 
 def _gather(arr: Tensor, t, like: Tensor) -> Tensor:
@@ -62,7 +57,7 @@ def linear_beta_schedule(T: int = 1000, beta_start: float = 1e-4, beta_end: floa
 
 def alphas_cumprod(betas) -> Tensor:
     """alpha_bar_t = prod_{s<=t} (1 - beta_s) (Ho et al. 2020, eq. 4). betas: [T] -> [T]."""
-    betas = _as_float64(betas)
+    betas = as_float64(betas)
     return torch.cumprod(1.0 - betas, dim=0)
 
 
@@ -77,7 +72,7 @@ def posterior_variance(betas) -> Tensor:
 
     beta_tilde_1 = 0: given x_1 and x_0, x_0 is known. betas: [T] -> [T].
     """
-    betas = _as_float64(betas)
+    betas = as_float64(betas)
     abar = alphas_cumprod(betas)
     return (1.0 - _alphas_cumprod_prev(betas)) / (1.0 - abar) * betas
 
@@ -91,7 +86,7 @@ def posterior_mean_coefficients(betas) -> tuple[Tensor, Tensor]:
     Returns:
         (c0 [T], ct [T]).
     """
-    betas = _as_float64(betas)
+    betas = as_float64(betas)
     abar = alphas_cumprod(betas)
     abar_prev = _alphas_cumprod_prev(betas)
     c0 = abar_prev.sqrt() * betas / (1.0 - abar)
@@ -118,9 +113,9 @@ def q_sample(x0, t, betas, noise) -> Tensor:
     Returns:
         [B, ...] noisy data x_t.
     """
-    x0 = _as_float64(x0)
-    noise = _as_float64(noise, x0.device)
-    abar = _gather(alphas_cumprod(_as_float64(betas, x0.device)), t, x0)
+    x0 = as_float64(x0)
+    noise = as_float64(noise, x0.device)
+    abar = _gather(alphas_cumprod(as_float64(betas, x0.device)), t, x0)
     return abar.sqrt() * x0 + (1.0 - abar).sqrt() * noise
 
 
@@ -134,17 +129,17 @@ def posterior_mean(x0, xt, t, betas) -> Tensor:
     Returns:
         [B, ...].
     """
-    x0 = _as_float64(x0)
-    xt = _as_float64(xt, x0.device)
-    c0, ct = posterior_mean_coefficients(_as_float64(betas, x0.device))
+    x0 = as_float64(x0)
+    xt = as_float64(xt, x0.device)
+    c0, ct = posterior_mean_coefficients(as_float64(betas, x0.device))
     return _gather(c0, t, x0) * x0 + _gather(ct, t, x0) * xt
 
 
 def predict_x0_from_eps(xt, t, eps, betas) -> Tensor:
     """Invert eq. 4: x_0 = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t) (Ho et al. 2020, eq. 4)."""
-    xt = _as_float64(xt)
-    eps = _as_float64(eps, xt.device)
-    abar = _gather(alphas_cumprod(_as_float64(betas, xt.device)), t, xt)
+    xt = as_float64(xt)
+    eps = as_float64(eps, xt.device)
+    abar = _gather(alphas_cumprod(as_float64(betas, xt.device)), t, xt)
     return (xt - (1.0 - abar).sqrt() * eps) / abar.sqrt()
 
 
@@ -154,8 +149,8 @@ def eps_from_score(score, t, betas) -> Tensor:
     Tweedie: E[x_0 | x_t] = (x_t + (1 - alpha_bar_t) score) / sqrt(alpha_bar_t); with eq. 4 this is the
     minimizer of Ho et al.'s L_simple (their eq. 14) (Song et al. 2021, VP SDE).
     """
-    score = _as_float64(score)
-    abar = _gather(alphas_cumprod(_as_float64(betas, score.device)), t, score)
+    score = as_float64(score)
+    abar = _gather(alphas_cumprod(as_float64(betas, score.device)), t, score)
     return -(1.0 - abar).sqrt() * score
 
 
@@ -172,9 +167,9 @@ def gaussian_score(x, mean, cov) -> Tensor:
     Returns:
         [B, d].
     """
-    x = _as_float64(x)
-    mean = _as_float64(mean, x.device)
-    cov = _as_float64(cov, x.device)
+    x = as_float64(x)
+    mean = as_float64(mean, x.device)
+    cov = as_float64(cov, x.device)
     return -torch.linalg.solve(cov, (x - mean).T).T
 
 
@@ -186,8 +181,8 @@ def diffuse_gaussian(mean, cov, alpha_bar) -> tuple[Tensor, Tensor]:
     Returns:
         (mean_t [..., d], cov_t [..., d, d]).
     """
-    mean = _as_float64(mean)
-    cov = _as_float64(cov, mean.device)
+    mean = as_float64(mean)
+    cov = as_float64(cov, mean.device)
     ab = float(alpha_bar)
     eye = torch.eye(cov.shape[-1], dtype=cov.dtype, device=cov.device)
     return math.sqrt(ab) * mean, ab * cov + (1.0 - ab) * eye
@@ -207,10 +202,10 @@ def gmm_log_density(x, weights, means, covs) -> Tensor:
     Returns:
         [B].
     """
-    x = _as_float64(x)
-    weights = _as_float64(weights, x.device)
-    means = _as_float64(means, x.device)
-    covs = _as_float64(covs, x.device)
+    x = as_float64(x)
+    weights = as_float64(weights, x.device)
+    means = as_float64(means, x.device)
+    covs = as_float64(covs, x.device)
     d = x.shape[-1]
     chol = torch.linalg.cholesky(covs)  # [K, d, d]
     diff = x[:, None, :] - means[None]  # [B, K, d]
@@ -232,10 +227,10 @@ def gmm_score(x, weights, means, covs) -> Tensor:
     Returns:
         [B, d].
     """
-    x = _as_float64(x)
-    weights = _as_float64(weights, x.device)
-    means = _as_float64(means, x.device)
-    covs = _as_float64(covs, x.device)
+    x = as_float64(x)
+    weights = as_float64(weights, x.device)
+    means = as_float64(means, x.device)
+    covs = as_float64(covs, x.device)
     d = x.shape[-1]
     diff = x[:, None, :] - means[None]  # [B, K, d]
     prec_diff = torch.linalg.solve(covs[None], diff[..., None])[..., 0]  # [B, K, d], Sigma_k^{-1}(x - mu_k)
@@ -280,10 +275,10 @@ def ddpm_step(xt, t: int, eps, betas, noise, variance: str = "beta") -> Tensor:
     Returns:
         [B, d].
     """
-    xt = _as_float64(xt)
-    eps = _as_float64(eps, xt.device)
-    noise = _as_float64(noise, xt.device)
-    betas = _as_float64(betas, xt.device)
+    xt = as_float64(xt)
+    eps = as_float64(eps, xt.device)
+    noise = as_float64(noise, xt.device)
+    betas = as_float64(betas, xt.device)
     beta = betas[t - 1]
     abar = alphas_cumprod(betas)[t - 1]
     mean = (xt - beta / (1.0 - abar).sqrt() * eps) / (1.0 - beta).sqrt()
@@ -310,14 +305,14 @@ def ancestral_sample(score_fn: Callable[[Tensor, int], Tensor], x_T, betas, gene
     Returns:
         x_0 [B, d] (and the trajectory).
     """
-    x = _as_float64(x_T)
-    betas = _as_float64(betas, x.device)
+    x = as_float64(x_T)
+    betas = as_float64(betas, x.device)
     T = betas.shape[0]
     traj = [x]
     for t in range(T, 0, -1):
         eps = eps_from_score(score_fn(x, t), t, betas)
         if noise is not None:
-            z = _as_float64(noise, x.device)[t - 1]
+            z = as_float64(noise, x.device)[t - 1]
         else:
             z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
         x = ddpm_step(x, t, eps, betas, z, variance)
@@ -349,7 +344,7 @@ def ddpm_gaussian_output_moments(mean, var, betas, variance: str = "beta") -> tu
     so the law of x_0 is Gaussian with moments given by a recursion from x_T ~ N(0, 1). The gap to
     (mean, var) is the discretization error of the sampler.
     """
-    betas = _as_float64(betas)
+    betas = as_float64(betas)
     abar = alphas_cumprod(betas)
     beta_tilde = posterior_variance(betas)
     m, v = 0.0, 1.0
@@ -388,10 +383,10 @@ def dsm_loss(score_pred, x0, xt, alpha_bar) -> float:
     Returns:
         float.
     """
-    score_pred = _as_float64(score_pred)
-    x0 = _as_float64(x0, score_pred.device)
-    xt = _as_float64(xt, score_pred.device)
-    ab = _as_float64(alpha_bar, score_pred.device)
+    score_pred = as_float64(score_pred)
+    x0 = as_float64(x0, score_pred.device)
+    xt = as_float64(xt, score_pred.device)
+    ab = as_float64(alpha_bar, score_pred.device)
     ab = ab.reshape(ab.shape + (1,) * (x0.dim() - ab.dim())) if ab.dim() else ab
     target = -(xt - ab.sqrt() * x0) / (1.0 - ab)  # [B, d]
     per_sample = ((1.0 - ab) * (score_pred - target).pow(2)).reshape(x0.shape[0], -1).sum(-1)  # [B]

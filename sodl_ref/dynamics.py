@@ -18,15 +18,9 @@ from typing import Callable
 
 import torch
 
+from sodl_ref.tensors import as_float64
+
 Tensor = torch.Tensor
-
-
-def _f64(x, like: Tensor | None = None) -> Tensor:
-    """float64 tensor of x, on x's device (or on ``like``'s for non-tensors)."""
-    if isinstance(x, Tensor):
-        return x.to(torch.float64)
-    device = like.device if like is not None else None
-    return torch.as_tensor(x, dtype=torch.float64, device=device)
 
 
 # ---------------------------------------------------------------------------
@@ -42,9 +36,9 @@ def rnn_forward(x, h0, W_ih, W_hh, b_ih, b_hh, nonlinearity: str = "tanh"):
     Returns (out [T, B, H], h_T [B, H]); ``out[t]`` is h_{t+1}.
     ``nonlinearity`` is ``"tanh"`` or ``"relu"``.
     """
-    x = _f64(x)
-    h = _f64(h0, x)
-    W_ih, W_hh, b_ih, b_hh = (_f64(p, x) for p in (W_ih, W_hh, b_ih, b_hh))
+    x = as_float64(x)
+    h = as_float64(h0, like=x)
+    W_ih, W_hh, b_ih, b_hh = (as_float64(p, like=x) for p in (W_ih, W_hh, b_ih, b_hh))
     phi = {"tanh": torch.tanh, "relu": torch.relu}[nonlinearity]
     xw = x @ W_ih.T + b_ih + b_hh  # (T, B, H): the input part, all steps at once
     outs = []
@@ -66,9 +60,9 @@ def lstm_cell(x, h, c, W_ih, W_hh, b_ih, b_hh):
     Shapes: x [B, d], h, c [B, H], W_ih [4H, d], W_hh [4H, H], b_ih, b_hh [4H].
     Returns (h' [B, H], c' [B, H]).
     """
-    x = _f64(x)
-    h, c = _f64(h, x), _f64(c, x)
-    W_ih, W_hh, b_ih, b_hh = (_f64(p, x) for p in (W_ih, W_hh, b_ih, b_hh))
+    x = as_float64(x)
+    h, c = as_float64(h, like=x), as_float64(c, like=x)
+    W_ih, W_hh, b_ih, b_hh = (as_float64(p, like=x) for p in (W_ih, W_hh, b_ih, b_hh))
     gates = x @ W_ih.T + b_ih + h @ W_hh.T + b_hh  # (B, 4H)
     i, f, g, o = gates.chunk(4, dim=-1)  # each (B, H)
     c_next = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
@@ -82,8 +76,8 @@ def lstm_forward(x, h0, c0, W_ih, W_hh, b_ih, b_hh):
     Shapes: x [T, B, d], h0, c0 [B, H], weights as in ``lstm_cell``.
     Returns (out [T, B, H], (h_T [B, H], c_T [B, H])).
     """
-    x = _f64(x)
-    h, c = _f64(h0, x), _f64(c0, x)
+    x = as_float64(x)
+    h, c = as_float64(h0, like=x), as_float64(c0, like=x)
     outs = []
     for t in range(x.shape[0]):
         h, c = lstm_cell(x[t], h, c, W_ih, W_hh, b_ih, b_hh)
@@ -126,7 +120,7 @@ def rk4_solve(f: Callable, x0, t0: float, t1: float, n_steps: int) -> Tensor:
 
     Returns the trajectory [n_steps + 1, *x0.shape], x(t0) first.
     """
-    x = _f64(x0)
+    x = as_float64(x0)
     h = (t1 - t0) / n_steps
     traj = [x]
     for n in range(n_steps):
@@ -141,8 +135,8 @@ def rk4_linear(A, x0, t1: float, n_steps: int) -> Tensor:
     Shapes: A [N, N], x0 [N] or [B, N]. Returns [n_steps + 1, *x0.shape].
     The exact solution is x(t) = expm(t A) x0.
     """
-    A = _f64(A)
-    return rk4_solve(lambda t, x: x @ A.T, _f64(x0, A), 0.0, t1, n_steps)
+    A = as_float64(A)
+    return rk4_solve(lambda t, x: x @ A.T, as_float64(x0, like=A), 0.0, t1, n_steps)
 
 
 def linear_ode_gradients_closed_form(A, x0, t1: float, grad_xT):
@@ -158,8 +152,8 @@ def linear_ode_gradients_closed_form(A, x0, t1: float, grad_xT):
 
     Shapes: A [N, N], x0 [N], grad_xT [N]. Returns (dL/dx0 [N], dL/dA [N, N]).
     """
-    A = _f64(A)
-    x0, g = _f64(x0, A), _f64(grad_xT, A)
+    A = as_float64(A)
+    x0, g = as_float64(x0, like=A), as_float64(grad_xT, like=A)
     N = A.shape[0]
     grad_x0 = torch.linalg.matrix_exp(t1 * A.T) @ g  # (N,)
     M = torch.zeros(2 * N, 2 * N, dtype=torch.float64, device=A.device)
@@ -183,9 +177,9 @@ def linear_ode_adjoint_rk4(A, x0, t1: float, grad_xT, n_steps: int):
 
     Shapes: A [N, N], x0 [N], grad_xT [N]. Returns (dL/dx0 [N], dL/dA [N, N]).
     """
-    A = _f64(A)
-    x = _f64(x0, A)
-    a = _f64(grad_xT, A)
+    A = as_float64(A)
+    x = as_float64(x0, like=A)
+    a = as_float64(grad_xT, like=A)
     h = t1 / n_steps
     for n in range(n_steps):  # forward pass: only the final state is kept
         x = rk4_step(lambda t, z: A @ z, n * h, x, h)
@@ -216,8 +210,8 @@ def zoh_discretize(A, B, dt):
 
     Shapes: A [N, N], B [N, m], dt a number. Returns (A_bar [N, N], B_bar [N, m]).
     """
-    A = _f64(A)
-    B = _f64(B, A)
+    A = as_float64(A)
+    B = as_float64(B, like=A)
     N, m = B.shape
     M = torch.zeros(N + m, N + m, dtype=torch.float64, device=A.device)
     M[:N, :N] = A
@@ -232,8 +226,8 @@ def bilinear_discretize(A, B, dt):
         A_bar = (I - dt/2 A)^{-1} (I + dt/2 A),  B_bar = (I - dt/2 A)^{-1} dt B.
     Shapes: A [N, N], B [N, m]. Returns (A_bar [N, N], B_bar [N, m]).
     """
-    A = _f64(A)
-    B = _f64(B, A)
+    A = as_float64(A)
+    B = as_float64(B, like=A)
     eye = torch.eye(A.shape[0], dtype=torch.float64, device=A.device)
     left = eye - dt / 2 * A
     return torch.linalg.solve(left, eye + dt / 2 * A), torch.linalg.solve(left, dt * B)
@@ -246,8 +240,8 @@ def ssm_scan(A_bar, B_bar, C, u, D=None) -> Tensor:
     Shapes: A_bar [N, N], B_bar [N, m], C [p, N], D [p, m] or None, u [L, m].
     Returns y [L, p].
     """
-    A_bar = _f64(A_bar)
-    B_bar, C, u = (_f64(z, A_bar) for z in (B_bar, C, u))
+    A_bar = as_float64(A_bar)
+    B_bar, C, u = (as_float64(z, like=A_bar) for z in (B_bar, C, u))
     x = torch.zeros(A_bar.shape[0], dtype=torch.float64, device=A_bar.device)
     ys = []
     for k in range(u.shape[0]):
@@ -255,7 +249,7 @@ def ssm_scan(A_bar, B_bar, C, u, D=None) -> Tensor:
         ys.append(C @ x)
     y = torch.stack(ys)  # (L, p)
     if D is not None:
-        y = y + u @ _f64(D, A_bar).T
+        y = y + u @ as_float64(D, like=A_bar).T
     return y
 
 
@@ -265,8 +259,8 @@ def ssm_kernel(A_bar, B_bar, C, L: int) -> Tensor:
 
     Shapes: A_bar [N, N], B_bar [N, m], C [p, N]. Returns K [L, p, m].
     """
-    A_bar = _f64(A_bar)
-    B_bar, C = _f64(B_bar, A_bar), _f64(C, A_bar)
+    A_bar = as_float64(A_bar)
+    B_bar, C = as_float64(B_bar, like=A_bar), as_float64(C, like=A_bar)
     K, AkB = [], B_bar
     for _ in range(L):
         K.append(C @ AkB)  # (p, m)
@@ -280,8 +274,8 @@ def causal_convolution(K, u) -> Tensor:
     Shapes: K [L, p, m], u [L, m]. Returns y [L, p]. Direct O(L^2) sum; an
     FFT gives the same numbers in O(L log L).
     """
-    K = _f64(K)
-    u = _f64(u, K)
+    K = as_float64(K)
+    u = as_float64(u, like=K)
     L = u.shape[0]
     idx = torch.arange(L, device=K.device)
     lag = idx[:, None] - idx[None, :]  # (L, L): lag[k, i] = k - i

@@ -21,11 +21,7 @@ import itertools
 import torch
 import torch.nn.functional as Fnn
 
-
-def _as64(x, like: torch.Tensor | None = None) -> torch.Tensor:
-    if isinstance(x, torch.Tensor):
-        return x.to(dtype=torch.float64, device=like.device if like is not None else x.device)
-    return torch.as_tensor(x, dtype=torch.float64, device=like.device if like is not None else None)
+from sodl_ref.tensors import as_float64
 
 
 def all_binary_states(n: int, device=None) -> torch.Tensor:
@@ -40,8 +36,8 @@ def rbm_energy(v, h, W, b, c) -> torch.Tensor:
 
     v: [n, n_v]; h: [n, n_h]; W: [n_v, n_h]; b: [n_v]; c: [n_h]. Returns [n].
     """
-    W = _as64(W)
-    v, h, b, c = (_as64(a, like=W) for a in (v, h, b, c))
+    W = as_float64(W)
+    v, h, b, c = (as_float64(a, like=W) for a in (v, h, b, c))
     return -v @ b - h @ c - ((v @ W) * h).sum(-1)
 
 
@@ -51,8 +47,8 @@ def rbm_free_energy(v, W, b, c) -> torch.Tensor:
     (Hinton 2010, Sec. 16.1; the hidden units are independent given v.)
     v: [n, n_v]; returns [n].
     """
-    W = _as64(W)
-    v, b, c = (_as64(a, like=W) for a in (v, b, c))
+    W = as_float64(W)
+    v, b, c = (as_float64(a, like=W) for a in (v, b, c))
     return -v @ b - Fnn.softplus(c + v @ W).sum(-1)  # [n]
 
 
@@ -62,8 +58,8 @@ def rbm_log_partition(W, b, c) -> float:
     Enumerating v uses F(v); enumerating h uses the symmetric free energy
     F(h) = -c.h - sum_i softplus(b_i + (W h)_i). Cost 2^min(n_v, n_h).
     """
-    W = _as64(W)
-    b, c = _as64(b, like=W), _as64(c, like=W)
+    W = as_float64(W)
+    b, c = as_float64(b, like=W), as_float64(c, like=W)
     n_v, n_h = W.shape
     if n_v <= n_h:
         states = all_binary_states(n_v, device=W.device)  # [2^n_v, n_v]
@@ -91,8 +87,8 @@ def rbm_exact_gradient(v, W, b, c) -> dict:
     d/dc = <p(h|v)>_data - <h>_model, model averages by enumerating v.
     Returns {"W": [n_v, n_h], "b": [n_v], "c": [n_h]}.
     """
-    W = _as64(W)
-    v, b, c = (_as64(a, like=W) for a in (v, b, c))
+    W = as_float64(W)
+    v, b, c = (as_float64(a, like=W) for a in (v, b, c))
     ph = torch.sigmoid(c + v @ W)  # [n, n_h]
     states = all_binary_states(W.shape[0], device=W.device)  # [S, n_v]
     pv = torch.softmax(-rbm_free_energy(states, W, b, c), dim=0)  # [S]
@@ -111,8 +107,8 @@ def gibbs_chain(v0, W, b, c, u_h, u_v) -> torch.Tensor:
                      v_{s+1} = 1[u_v[s] < sigmoid(b + h_s W^T)].
     v0: [n, n_v]; u_h: [k, n, n_h]; u_v: [k, n, n_v]. Returns v_k: [n, n_v].
     """
-    W = _as64(W)
-    v, b, c, u_h, u_v = (_as64(a, like=W) for a in (v0, b, c, u_h, u_v))
+    W = as_float64(W)
+    v, b, c, u_h, u_v = (as_float64(a, like=W) for a in (v0, b, c, u_h, u_v))
     for s in range(u_h.shape[0]):
         h = (u_h[s] < torch.sigmoid(c + v @ W)).to(torch.float64)  # [n, n_h]
         v = (u_v[s] < torch.sigmoid(b + h @ W.T)).to(torch.float64)  # [n, n_v]
@@ -128,8 +124,8 @@ def cd_k_gradient_from_uniforms(v0, W, b, c, u_h, u_v) -> dict:
         dW = (v0^T p(h|v0) - v_k^T p(h|v_k)) / n,  db = <v0 - v_k>,  dc = <p(h|v0) - p(h|v_k)>.
     Shapes as in ``gibbs_chain``. Returns {"W", "b", "c"} (an ascent direction).
     """
-    W = _as64(W)
-    v0, b, c = (_as64(a, like=W) for a in (v0, b, c))
+    W = as_float64(W)
+    v0, b, c = (as_float64(a, like=W) for a in (v0, b, c))
     vk = gibbs_chain(v0, W, b, c, u_h, u_v)  # [n, n_v]
     ph0 = torch.sigmoid(c + v0 @ W)  # [n, n_h]
     phk = torch.sigmoid(c + vk @ W)  # [n, n_h]
@@ -142,7 +138,7 @@ def cd_k_gradient(v0, W, b, c, k: int, generator: torch.Generator) -> dict:
 
     v0: [n, n_v]; W: [n_v, n_h]. Returns {"W", "b", "c"}.
     """
-    W = _as64(W)
+    W = as_float64(W)
     n, (n_v, n_h) = len(v0), W.shape
     u_h = torch.rand(k, n, n_h, generator=generator, dtype=torch.float64, device=generator.device)
     u_v = torch.rand(k, n, n_v, generator=generator, dtype=torch.float64, device=generator.device)
@@ -156,8 +152,8 @@ def cd1_expected_gradient(v0, W, b, c) -> dict:
     The contrastive-divergence gradient is biased (Carreira-Perpinan & Hinton
     2005): this is what CD-1 estimates, not ``rbm_exact_gradient``.
     """
-    W = _as64(W)
-    v0, b, c = (_as64(a, like=W) for a in (v0, b, c))
+    W = as_float64(W)
+    v0, b, c = (as_float64(a, like=W) for a in (v0, b, c))
     n_v, n_h = W.shape
     H = all_binary_states(n_h, device=W.device)  # [Sh, n_h]
     V = all_binary_states(n_v, device=W.device)  # [Sv, n_v]

@@ -28,14 +28,9 @@ from typing import Sequence
 
 import torch
 
+from sodl_ref.tensors import as_float64
+
 Tensor = torch.Tensor
-
-
-def _as_float64(x, device=None) -> Tensor:
-    """Converts tensors, arrays and numbers to a float64 tensor, keeping a tensor's device."""
-    if isinstance(x, torch.Tensor):
-        return x.to(dtype=torch.float64)
-    return torch.as_tensor(x, dtype=torch.float64, device=device)
 
 
 # ---------------------------------------------------------------------------
@@ -65,8 +60,8 @@ def perceptron_train(X, y, max_epochs: int = 1000) -> tuple[Tensor, int]:
         (w, n_updates): w [N] float64 weights, n_updates the number of
         updates made (a Python int).
     """
-    X = _as_float64(X)
-    y = _as_float64(y, device=X.device)
+    X = as_float64(X)
+    y = as_float64(y, device=X.device)
     P, N = X.shape
     w = torch.zeros(N, dtype=torch.float64, device=X.device)  # [N]
     n_updates = 0
@@ -151,9 +146,9 @@ def mlp_forward(x, weights: Sequence, biases: Sequence, activation: str = "relu"
         ([B, n_{l+1}], L entries, zs[-1] is the output), hs[l] the input of
         layer l+1 (hs[0] = x, L entries). Both are what the backward pass needs.
     """
-    h = _as_float64(x)
-    weights = [_as_float64(W, device=h.device) for W in weights]
-    biases = [_as_float64(b, device=h.device) for b in biases]
+    h = as_float64(x)
+    weights = [as_float64(W, device=h.device) for W in weights]
+    biases = [as_float64(b, device=h.device) for b in biases]
     if len(weights) != len(biases):
         raise ValueError("need one bias per weight matrix")
     zs, hs = [], []
@@ -190,8 +185,8 @@ def mlp_backward(x, weights: Sequence, biases: Sequence, grad_output, activation
         biases.
     """
     _, zs, hs = mlp_forward(x, weights, biases, activation)
-    weights = [_as_float64(W, device=zs[0].device) for W in weights]
-    delta = _as_float64(grad_output, device=zs[0].device)  # [B, n_L]
+    weights = [as_float64(W, device=zs[0].device) for W in weights]
+    delta = as_float64(grad_output, device=zs[0].device)  # [B, n_L]
     L = len(weights)
     grad_weights: list[Tensor] = [None] * L  # type: ignore[list-item]
     grad_biases: list[Tensor] = [None] * L  # type: ignore[list-item]
@@ -274,10 +269,10 @@ def preactivation_second_moments(x, weights: Sequence) -> Tensor:
     Returns:
         q: [L] float64, q[l] = mean(z_{l+1}^2).
     """
-    h = _as_float64(x)
+    h = as_float64(x)
     q = []
     for l, W in enumerate(weights):
-        W = _as_float64(W, device=h.device)
+        W = as_float64(W, device=h.device)
         z = (h if l == 0 else torch.clamp(h, min=0.0)) @ W.T  # [B, n_{l+1}]
         q.append((z ** 2).mean())
         h = z
@@ -296,7 +291,7 @@ def softmax(z, dim: int = -1) -> Tensor:
     invariant to adding a constant) and keeps every exponential in (0, 1],
     so logits of magnitude 1e3 neither overflow nor give 0/0. Same shape as z.
     """
-    z = _as_float64(z)
+    z = as_float64(z)
     z = z - z.amax(dim=dim, keepdim=True)
     e = torch.exp(z)
     return e / e.sum(dim=dim, keepdim=True)
@@ -308,7 +303,7 @@ def log_softmax(z, dim: int = -1) -> Tensor:
     The log-sum-exp trick; unlike log(softmax(z)) it stays finite when a
     probability underflows to 0. Same shape as z.
     """
-    z = _as_float64(z)
+    z = as_float64(z)
     z = z - z.amax(dim=dim, keepdim=True)
     return z - torch.log(torch.exp(z).sum(dim=dim, keepdim=True))
 
@@ -326,7 +321,7 @@ def cross_entropy(logits, labels) -> float:
         The mean loss (Python float), as
         ``torch.nn.functional.cross_entropy(logits, labels)``.
     """
-    logits = _as_float64(logits)
+    logits = as_float64(logits)
     labels = torch.as_tensor(labels, device=logits.device).long()
     logp = log_softmax(logits, dim=-1)  # [B, K]
     return float(-logp.gather(1, labels[:, None]).mean())
@@ -334,15 +329,15 @@ def cross_entropy(logits, labels) -> float:
 
 def mse(pred, target) -> float:
     """Mean squared error, mean over all entries: mean((pred - target)^2)."""
-    pred = _as_float64(pred)
-    target = _as_float64(target, device=pred.device)
+    pred = as_float64(pred)
+    target = as_float64(target, device=pred.device)
     return float(((pred - target) ** 2).mean())
 
 
 def mae(pred, target) -> float:
     """Mean absolute error, mean over all entries: mean(|pred - target|)."""
-    pred = _as_float64(pred)
-    target = _as_float64(target, device=pred.device)
+    pred = as_float64(pred)
+    target = as_float64(target, device=pred.device)
     return float((pred - target).abs().mean())
 
 
@@ -375,8 +370,8 @@ def relu_interpolant(knots, values) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         (W1 [K, 1], b1 [K], W2 [1, K], b2 [1]) so that
         f(x) = relu(x[:, None] @ W1.T + b1) @ W2.T + b2, see :func:`relu_net`.
     """
-    x = _as_float64(knots)
-    y = _as_float64(values, device=x.device)
+    x = as_float64(knots)
+    y = as_float64(values, device=x.device)
     if x.ndim != 1 or x.shape != y.shape or x.numel() < 2:
         raise ValueError("knots and values must be 1-D of the same length >= 2")
     if not bool((x[1:] > x[:-1]).all()):
@@ -400,7 +395,7 @@ def relu_net(x, W1, b1, W2, b2) -> Tensor:
     Returns:
         f(x): [n].
     """
-    x = _as_float64(x)
-    W1, b1, W2, b2 = (_as_float64(t, device=x.device) for t in (W1, b1, W2, b2))
+    x = as_float64(x)
+    W1, b1, W2, b2 = (as_float64(t, device=x.device) for t in (W1, b1, W2, b2))
     h = torch.clamp(x[:, None] @ W1.T + b1, min=0.0)  # [n, H]
     return (h @ W2.T + b2)[:, 0]  # [n]

@@ -29,14 +29,9 @@ import scipy.sparse
 import scipy.sparse.csgraph
 import torch
 
+from sodl_ref.tensors import as_float64
+
 Tensor = torch.Tensor
-
-
-def _as_float64(x, device=None) -> Tensor:
-    """Converts tensors, arrays and numbers to a float64 tensor, keeping a tensor's device."""
-    if isinstance(x, torch.Tensor):
-        return x.to(dtype=torch.float64)
-    return torch.as_tensor(x, dtype=torch.float64, device=device)
 
 
 def _pair(v) -> tuple[int, int]:
@@ -93,8 +88,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1) -> Tensor:
     Returns:
         [N, C_out, H_out, W_out] with H_out = conv_output_size(H, k_h, ...).
     """
-    x = _as_float64(x)
-    weight = _as_float64(weight, x.device)
+    x = as_float64(x)
+    weight = as_float64(weight, x.device)
     (sh, sw), (ph, pw), (dh, dw) = _pair(stride), _pair(padding), _pair(dilation)
     N, C_in, H, W = x.shape
     C_out, C_in_w, kh, kw = weight.shape
@@ -109,7 +104,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1) -> Tensor:
             patch = x_pad[:, :, r0 : r0 + sh * (H_out - 1) + 1 : sh, c0 : c0 + sw * (W_out - 1) + 1 : sw]  # [N, C_in, H_out, W_out]
             y = y + torch.einsum("nchw,oc->nohw", patch, weight[:, :, u, v])
     if bias is not None:
-        y = y + _as_float64(bias, x.device)[None, :, None, None]
+        y = y + as_float64(bias, x.device)[None, :, None, None]
     return y
 
 
@@ -129,7 +124,7 @@ def rotate_p4(y, r: int = 1) -> Tensor:
     Returns:
         [N, C, 4, H, W].
     """
-    y = _as_float64(y)
+    y = as_float64(y)
     return torch.rot90(y, r, dims=(-2, -1)).roll(r, dims=2)
 
 
@@ -151,8 +146,8 @@ def p4_lifting_conv(x, weight, padding: int = 0) -> Tensor:
     Returns:
         [N, C_out, 4, H_out, W_out].
     """
-    x = _as_float64(x)
-    weight = _as_float64(weight, x.device)
+    x = as_float64(x)
+    weight = as_float64(weight, x.device)
     planes = [conv2d(x, torch.rot90(weight, r, dims=(-2, -1)), padding=padding) for r in range(4)]
     return torch.stack(planes, dim=2)  # [N, C_out, 4, H_out, W_out]
 
@@ -174,8 +169,8 @@ def p4_group_conv(y, weight, padding: int = 0) -> Tensor:
     Returns:
         [N, C_out, 4, H_out, W_out].
     """
-    y = _as_float64(y)
-    weight = _as_float64(weight, y.device)
+    y = as_float64(y)
+    weight = as_float64(weight, y.device)
     N, C_in, G, H, W = y.shape
     C_out, _, _, k, _ = weight.shape
     x_flat = y.reshape(N, C_in * 4, H, W)  # channels (c, s) flattened
@@ -194,7 +189,7 @@ def group_pool(y, reduction: str = "max") -> Tensor:
     rotates with the input (the cyclic shift of r is forgotten); a further
     global spatial pooling makes it rotation invariant.
     """
-    y = _as_float64(y)
+    y = as_float64(y)
     if reduction == "max":
         return y.amax(dim=2)
     if reduction == "mean":
@@ -209,7 +204,7 @@ def group_pool(y, reduction: str = "max") -> Tensor:
 
 def pairwise_distances(X) -> Tensor:
     """Euclidean distances ||x_i - x_j||. X: [n, d] -> [n, n] (exact zeros on the diagonal)."""
-    X = _as_float64(X)
+    X = as_float64(X)
     diff = X[:, None, :] - X[None, :, :]  # [n, n, d]
     return diff.pow(2).sum(-1).sqrt()
 
@@ -235,7 +230,7 @@ def classical_mds(D, k: int) -> Tensor:
     Returns:
         [n, k] coordinates, centred at the origin.
     """
-    D = _as_float64(D)
+    D = as_float64(D)
     n = D.shape[0]
     J = torch.eye(n, dtype=D.dtype, device=D.device) - 1.0 / n  # [n, n]
     B = -0.5 * J @ (D * D) @ J
@@ -252,7 +247,7 @@ def graph_laplacian(W, normalized: bool = False) -> Tensor:
     L = D - W with D = diag(W 1); if ``normalized``, the symmetric
     normalization I - D^{-1/2} W D^{-1/2} (Chung 1997).
     """
-    W = _as_float64(W)
+    W = as_float64(W)
     deg = W.sum(1)  # [n]
     L = torch.diag(deg) - W
     if normalized:
@@ -292,7 +287,7 @@ def heat_kernel_weights(X, n_neighbors: int, t: float | None = None) -> Tensor:
     Returns:
         [n, n] symmetric weights.
     """
-    X = _as_float64(X)
+    X = as_float64(X)
     A = knn_adjacency(X, n_neighbors)
     if t is None:
         return A.to(X.dtype)
@@ -317,7 +312,7 @@ def laplacian_eigenmaps(W, k: int) -> tuple[Tensor, Tensor]:
         (eigenvalues [k], ascending: lambda_1..lambda_k;
          embedding [n, k]: the eigenvectors f_1..f_k).
     """
-    W = _as_float64(W)
+    W = as_float64(W)
     deg = W.sum(1)  # [n]
     s = deg.rsqrt()
     L_sym = graph_laplacian(W, normalized=True)
@@ -340,7 +335,7 @@ def geodesic_distances(X, n_neighbors: int) -> Tensor:
     Returns:
         [n, n] symmetric distances.
     """
-    X = _as_float64(X)
+    X = as_float64(X)
     A = knn_adjacency(X, n_neighbors)
     E = torch.where(A, pairwise_distances(X), torch.zeros((), dtype=X.dtype, device=X.device))
     graph = scipy.sparse.csr_matrix(E.cpu().numpy())

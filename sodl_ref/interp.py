@@ -18,17 +18,7 @@ import math
 import numpy as np
 import torch
 
-
-def _as64(x, device=None) -> torch.Tensor:
-    if isinstance(x, torch.Tensor):
-        return x.to(dtype=torch.float64, device=device if device is not None else x.device)
-    return torch.as_tensor(np.asarray(x, dtype=np.float64), device=device)
-
-
-def _as_long(x, device=None) -> torch.Tensor:
-    if isinstance(x, torch.Tensor):
-        return x.to(dtype=torch.int64, device=device if device is not None else x.device)
-    return torch.as_tensor(np.asarray(x), dtype=torch.int64, device=device)
+from sodl_ref.tensors import as_float64, as_long
 
 
 # ---------------------------------------------------------------------------
@@ -43,7 +33,7 @@ def clock_embedding(p, ks, device=None):
     w_k = 2 pi k / p. Returns [p, 2K]: columns [cos w_1 a .. cos w_K a,
     sin w_1 a .. sin w_K a].
     """
-    w = 2 * math.pi * _as64(ks, device).reshape(-1) / p  # (K,)
+    w = 2 * math.pi * as_float64(ks, device).reshape(-1) / p  # (K,)
     a = torch.arange(p, dtype=torch.float64, device=w.device)
     return torch.cat([torch.cos(a[:, None] * w), torch.sin(a[:, None] * w)], 1)  # (p, 2K)
 
@@ -61,8 +51,8 @@ def clock_logits(a, b, p, ks):
     nonzero mod p and p is prime. a, b: [n] ints; ks: K frequencies.
     Returns [n, p] float64.
     """
-    a = _as_long(a)
-    b = _as_long(b, a.device)
+    a = as_long(a)
+    b = as_long(b, a.device)
     K = len(list(np.asarray(ks).reshape(-1)))
     emb = clock_embedding(p, ks, a.device)  # (p, 2K)
     ca, sa = emb[a, :K], emb[a, K:]  # (n, K) each
@@ -102,7 +92,7 @@ def fourier_norms(embedding):
     entry k is the Frobenius norm of the component of the embedding at
     frequency k (k = 0 the constant).
     """
-    E = _as64(embedding)
+    E = as_float64(embedding)
     basis, freq = fourier_basis(E.shape[0], E.device)
     coef = basis @ E  # (p, d)
     sq = torch.zeros(int(freq.max()) + 1, dtype=torch.float64, device=E.device).index_add_(0, freq, (coef**2).sum(1))
@@ -148,7 +138,7 @@ def induction_scores(attn, L, prefix=0):
       - "previous_token": mean attention to i - 1.
     Returns a dict of [...] tensors (one score per head).
     """
-    A = _as64(attn)
+    A = as_float64(attn)
     T = A.shape[-1]
     i = torch.arange(prefix + L, prefix + 2 * L, device=A.device)  # (L,)
     j = torch.arange(1, T, device=A.device)  # (T-1,)
@@ -189,7 +179,7 @@ def induction_circuit(tokens, vocab_size, beta=10.0):
     Both heads are causal (j <= i) softmax attention. tokens: [T] ints.
     Returns {"logits": [T, V], "attn1": [T, T], "attn2": [T, T]}.
     """
-    tok = _as_long(tokens)
+    tok = as_long(tokens)
     dev, T, V = tok.device, tok.shape[0], vocab_size
     onehot = torch.nn.functional.one_hot(tok, V).to(torch.float64)  # (T, V)
     eye_T = torch.eye(T, dtype=torch.float64, device=dev)
@@ -238,7 +228,7 @@ def feature_dimensionality(W):
     (n >= 3). A zero row (a feature not represented) gets D_i = 0.
     Returns [n_features].
     """
-    W = _as64(W)
+    W = as_float64(W)
     sq = (W**2).sum(1)  # ||W_i||^2, (n,)
     G = W @ W.T  # W_i . W_j, (n, n)
     denom = (G**2).sum(1)  # sum_j (W_i . W_j)^2 = ||W_i||^2 sum_j (W_i_hat . W_j)^2

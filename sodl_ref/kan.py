@@ -20,6 +20,8 @@ import math
 
 import torch
 
+from sodl_ref.tensors import as_float64
+
 # Candidate functions for symbolic regression (Liu et al. 2024, Sec. 2.5.1,
 # the "symbolic library"). Names are data, so tests can pass them around.
 SYMBOLIC_LIBRARY = {
@@ -32,13 +34,6 @@ SYMBOLIC_LIBRARY = {
     "gaussian": lambda z: torch.exp(-(z**2)),
     "abs": torch.abs,
 }
-
-
-def _as64(x, like: torch.Tensor | None = None) -> torch.Tensor:
-    device = like.device if like is not None else None
-    if isinstance(x, torch.Tensor):
-        return x.to(dtype=torch.float64, device=device if device is not None else x.device)
-    return torch.as_tensor(x, dtype=torch.float64, device=device)
 
 
 def uniform_knots(a: float, b: float, grid_size: int, degree: int) -> torch.Tensor:
@@ -66,8 +61,8 @@ def bspline_basis(x, knots, degree: int) -> torch.Tensor:
     x: [n], inside [knots[degree], knots[-degree-1]); knots: [L] nondecreasing.
     Returns [n, L - degree - 1], float64, on x's device.
     """
-    x = _as64(x).reshape(-1)  # [n]
-    t = _as64(knots, like=x).reshape(-1)  # [L]
+    x = as_float64(x).reshape(-1)  # [n]
+    t = as_float64(knots, like=x).reshape(-1)  # [L]
     xc = x[:, None]  # [n, 1]
     B = ((t[:-1] <= xc) & (xc < t[1:])).to(torch.float64)  # [n, L-1], degree 0
     for p in range(1, degree + 1):
@@ -87,7 +82,7 @@ def spline_eval(x, knots, coef, degree: int) -> torch.Tensor:
     Returns [n, ...] (the leading dims of coef moved after n).
     """
     B = bspline_basis(x, knots, degree)  # [n, m]
-    coef = _as64(coef, like=B)
+    coef = as_float64(coef, like=B)
     return torch.einsum("nm,...m->n...", B, coef)
 
 
@@ -106,9 +101,9 @@ def kan_layer(x, knots, coef, w_base, w_spline, degree: int = 3) -> torch.Tensor
     knots: [L] shared by all edges; coef: [d_in, d_out, L - degree - 1];
     w_base, w_spline: [d_in, d_out]. Returns [n, d_out].
     """
-    x = _as64(x)
+    x = as_float64(x)
     n, d_in = x.shape
-    coef, w_base, w_spline = (_as64(a, like=x) for a in (coef, w_base, w_spline))
+    coef, w_base, w_spline = (as_float64(a, like=x) for a in (coef, w_base, w_spline))
     B = bspline_basis(x.reshape(-1), knots, degree).reshape(n, d_in, -1)  # [n, d_in, m]
     spline = torch.einsum("nim,iom->nio", B, coef)  # [n, d_in, d_out]
     phi = w_base * silu(x)[:, :, None] + w_spline * spline  # [n, d_in, d_out]
@@ -123,7 +118,7 @@ def fit_spline(x, y, knots, degree: int) -> torch.Tensor:
     x: [n]; y: [n] or [n, d]; returns [m] or [d, m] (coefficients last).
     """
     B = bspline_basis(x, knots, degree)  # [n, m]
-    y = _as64(y, like=B)
+    y = as_float64(y, like=B)
     Y = y.reshape(len(B), -1)  # [n, d]
     C = torch.linalg.lstsq(B, Y, driver="gelsd").solution if B.device.type == "cpu" else torch.linalg.pinv(B) @ Y
     return C[:, 0] if y.ndim == 1 else C.T.contiguous()  # [m] or [d, m]
@@ -141,9 +136,9 @@ def extend_grid(coef, knots_coarse, knots_fine, degree: int, n_samples: int | No
 
     coef: [..., m_coarse]; returns [..., m_fine].
     """
-    t_c = _as64(knots_coarse).reshape(-1)
-    t_f = _as64(knots_fine, like=t_c).reshape(-1)
-    coef = _as64(coef, like=t_c)
+    t_c = as_float64(knots_coarse).reshape(-1)
+    t_f = as_float64(knots_fine, like=t_c).reshape(-1)
+    coef = as_float64(coef, like=t_c)
     m_f = len(t_f) - degree - 1
     a = max(t_c[degree].item(), t_f[degree].item())
     b = min(t_c[-degree - 1].item(), t_f[-degree - 1].item())
@@ -166,8 +161,8 @@ def spline_error_scaling(x_train, y_train, x_test, y_test, grid_sizes, degree: i
 
     x_*, y_*: [n] inside [a, b). Returns (rmse [len(grid_sizes)], slope float).
     """
-    x_train, y_train = _as64(x_train), _as64(y_train)
-    x_test, y_test = _as64(x_test, like=x_train), _as64(y_test, like=x_train)
+    x_train, y_train = as_float64(x_train), as_float64(y_train)
+    x_test, y_test = as_float64(x_test, like=x_train), as_float64(y_test, like=x_train)
     errors = []
     for G in grid_sizes:
         knots = uniform_knots(a, b, int(G), degree).to(x_train.device)
@@ -181,8 +176,8 @@ def spline_error_scaling(x_train, y_train, x_test, y_test, grid_sizes, degree: i
 
 def loglog_slope(x, y) -> float:
     """Least-squares slope of log(y) against log(x). x, y: [n] positive."""
-    lx = torch.log(_as64(x).reshape(-1))
-    ly = torch.log(_as64(y, like=lx).reshape(-1))
+    lx = torch.log(as_float64(x).reshape(-1))
+    ly = torch.log(as_float64(y, like=lx).reshape(-1))
     lx_c, ly_c = lx - lx.mean(), ly - ly.mean()
     return float((lx_c * ly_c).sum() / (lx_c**2).sum())
 
@@ -199,9 +194,9 @@ def fit_symbolic(x, y, name: str, b_grid, c_grid) -> dict:
     x, y: [n]; b_grid: [nb]; c_grid: [nc].
     Returns {"a", "b", "c", "d", "r2"} as Python floats.
     """
-    x, y = _as64(x).reshape(-1), _as64(y).reshape(-1)
+    x, y = as_float64(x).reshape(-1), as_float64(y).reshape(-1)
     y = y.to(x.device)
-    bg, cg = _as64(b_grid, like=x).reshape(-1), _as64(c_grid, like=x).reshape(-1)
+    bg, cg = as_float64(b_grid, like=x).reshape(-1), as_float64(c_grid, like=x).reshape(-1)
     f = SYMBOLIC_LIBRARY[name]
     z = f(bg[:, None, None] * x + cg[None, :, None])  # [nb, nc, n]
     # closed-form simple linear regression of y on z for every (b, c)

@@ -30,11 +30,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from sodl_ref.tensors import as_float64
+
 ACTIVATIONS = ("relu", "erf")
-
-
-def _as64(x, device=None):
-    return torch.as_tensor(x, dtype=torch.float64, device=device)
 
 
 # ---------------------------------------------------------------------------
@@ -51,7 +49,7 @@ def relu_dual(k11, k22, k12):
     t = arccos(k12 / sqrt(k11 k22)). Broadcasting shapes; returns
     ``(E[phi phi], E[phi' phi'])`` as float64 tensors.
     """
-    k11, k22, k12 = _as64(k11), _as64(k22), _as64(k12)
+    k11, k22, k12 = as_float64(k11), as_float64(k22), as_float64(k12)
     norm = torch.sqrt(k11 * k22)
     cos_t = (k12 / norm).clamp(-1.0, 1.0)
     t = torch.arccos(cos_t)
@@ -70,7 +68,7 @@ def erf_dual(k11, k22, k12):
         E[erf'(u) erf'(v)] = (4/pi) / sqrt((1 + 2 k11)(1 + 2 k22) - 4 k12^2).
     Broadcasting shapes; returns ``(E[phi phi], E[phi' phi'])``.
     """
-    k11, k22, k12 = _as64(k11), _as64(k22), _as64(k12)
+    k11, k22, k12 = as_float64(k11), as_float64(k22), as_float64(k12)
     a = (1 + 2 * k11) * (1 + 2 * k22)
     e_phi = (2 / math.pi) * torch.arcsin((2 * k12 / torch.sqrt(a)).clamp(-1.0, 1.0))
     e_dphi = (4 / math.pi) / torch.sqrt(a - 4 * k12**2)
@@ -86,7 +84,7 @@ def gauss_hermite_dual(activation, k11, k22, k12, n_nodes=100):
     z ~ N(0, I). Broadcasting shapes.
     """
     phi, dphi = _activation_fns(activation)
-    k11, k22, k12 = torch.broadcast_tensors(_as64(k11), _as64(k22), _as64(k12))
+    k11, k22, k12 = torch.broadcast_tensors(as_float64(k11), as_float64(k22), as_float64(k12))
     z, w = np.polynomial.hermite_e.hermegauss(n_nodes)
     z = torch.as_tensor(z, device=k11.device)
     w = torch.as_tensor(w / math.sqrt(2 * math.pi), device=k11.device)
@@ -127,8 +125,8 @@ def _dual(activation, k11, k22, k12):
 
 def _kernel_recursion(x1, x2, depth, activation, weight_var, bias_var):
     """Joint NNGP / NTK recursion; returns (K^depth, Theta^depth), [n1, n2]."""
-    x1 = _as64(x1)
-    x2 = _as64(x2, device=x1.device)
+    x1 = as_float64(x1)
+    x2 = as_float64(x2, device=x1.device)
     d = x1.shape[-1]
     # K^0 on the pairs and on each input's own diagonal.
     k12 = bias_var + weight_var * (x1 @ x2.T) / d  # [n1, n2]
@@ -179,7 +177,7 @@ def length_map(q, activation="relu", weight_var=2.0, bias_var=0.0):
 
     Poole et al. (2016), eq. (3). ``q``: number or tensor -> same shape.
     """
-    q = _as64(q)
+    q = as_float64(q)
     e, _ = _dual(activation, q, q, q)
     return bias_var + weight_var * e
 
@@ -216,8 +214,8 @@ def correlation_map(c, q, activation="relu", weight_var=2.0, bias_var=0.0):
     next length q' = length_map(q) (equal to Poole's 1/q* at the fixed
     point q = q*). ``c``: number or tensor in [-1, 1] -> same shape.
     """
-    c = _as64(c)
-    q = _as64(q, device=c.device)
+    c = as_float64(c)
+    q = as_float64(q, device=c.device)
     e12, _ = _dual(activation, q, q, c * q)
     e11, _ = _dual(activation, q, q, q)
     return (bias_var + weight_var * e12) / (bias_var + weight_var * e11)
@@ -230,8 +228,8 @@ def correlation_trajectory(c0, q0, depth, activation="relu", weight_var=2.0, bia
     propagation; Poole et al. 2016, eqs. 3 and 5). ``c0``: number or
     tensor ``[k]`` -> ``[depth + 1]`` or ``[depth + 1, k]``.
     """
-    c = _as64(c0)
-    q = _as64(q0, device=c.device)
+    c = as_float64(c0)
+    q = as_float64(q0, device=c.device)
     out = [c]
     for _ in range(depth):
         c = correlation_map(c, q, activation, weight_var, bias_var)
@@ -248,7 +246,7 @@ def chi1(q, activation="relu", weight_var=2.0, bias_var=0.0):
     chaotic, chi_1 = 1 the edge of chaos. ReLU: weight_var / 2; erf:
     weight_var (4/pi) / sqrt(1 + 4 q). Returns a Python float for scalar q.
     """
-    q_t = _as64(q)
+    q_t = as_float64(q)
     _, e = _dual(activation, q_t, q_t, q_t)
     out = weight_var * e
     return float(out) if out.ndim == 0 else out
@@ -285,7 +283,7 @@ def relu_output_moments(x, widths, weight_var=2.0):
     2020; Roberts, Yaida & Hanin 2022, ch. 4). ``x: [n, d]`` ->
     ``(second [n], fourth [n])``.
     """
-    x = _as64(x)
+    x = as_float64(x)
     k0 = weight_var * (x * x).sum(-1) / x.shape[-1]  # [n]
     gain = (weight_var / 2) ** len(widths)
     ratio = math.prod(1 + 5 / n for n in widths)
@@ -480,9 +478,9 @@ def ntk_gd_step(theta_train, f_train, y_train, lr):
     Lee et al. (2019), eq. (8) discretized: f <- f - (lr/n) Theta (f - y).
     ``theta_train: [n, n]``, ``f_train, y_train: [n]`` -> ``[n]``.
     """
-    theta = _as64(theta_train)
-    f = _as64(f_train, device=theta.device)
-    y = _as64(y_train, device=theta.device)
+    theta = as_float64(theta_train)
+    f = as_float64(f_train, device=theta.device)
+    y = as_float64(y_train, device=theta.device)
     return f - lr / f.shape[0] * theta @ (f - y)
 
 
@@ -495,6 +493,6 @@ def ntk_critical_learning_rate(theta_train):
     Lewkowycz et al. 2020, who write 2 / lambda for a loss normalized by
     the NTK's 1/n). ``theta_train: [n, n]`` -> Python float.
     """
-    theta = _as64(theta_train)
+    theta = as_float64(theta_train)
     lam_max = float(torch.linalg.eigvalsh(0.5 * (theta + theta.T))[-1])
     return 2.0 * theta.shape[0] / lam_max

@@ -26,6 +26,8 @@ import math
 import numpy as np
 import torch
 
+from sodl_ref.tensors import as_float64
+
 __all__ = [
     "all_sign_vectors",
     "rademacher_finite_class",
@@ -43,12 +45,6 @@ __all__ = [
     "kl_inverse_upper",
     "pac_bayes_kl_bound",
 ]
-
-
-def _as64(x, device=None) -> torch.Tensor:
-    if isinstance(x, torch.Tensor):
-        return x.to(dtype=torch.float64, device=device if device is not None else x.device)
-    return torch.as_tensor(np.asarray(x), dtype=torch.float64, device=device)
 
 
 # ---------------------------------------------------------------------------
@@ -71,7 +67,7 @@ def rademacher_finite_class(predictions) -> float:
     2002, Def. 2; the version without absolute value), sigma uniform on
     {-1, +1}^n. predictions: [m, n], row j = (h_j(x_1), ..., h_j(x_n)).
     """
-    H = _as64(predictions)
+    H = as_float64(predictions)
     n = H.shape[1]
     sigma = all_sign_vectors(n, H.device)  # [2^n, n]
     return float((sigma @ H.T).max(dim=1).values.mean() / n)
@@ -82,7 +78,7 @@ def massart_bound(predictions) -> float:
 
     (Massart 2000, Lemma 5.2.) predictions: [m, n].
     """
-    H = _as64(predictions)
+    H = as_float64(predictions)
     m, n = H.shape
     return float(H.norm(dim=1).max() * math.sqrt(2 * math.log(m)) / n)
 
@@ -95,7 +91,7 @@ def rademacher_linear_class(X, B: float = 1.0) -> float:
     R_S = B / n * E_sigma || sum_i sigma_i x_i ||_2, and the expectation is
     computed by enumerating all 2^n sign vectors. X: [n, d].
     """
-    X = _as64(X)
+    X = as_float64(X)
     n = X.shape[0]
     sigma = all_sign_vectors(n, X.device)  # [2^n, n]
     return float(B * (sigma @ X).norm(dim=1).mean() / n)
@@ -107,7 +103,7 @@ def rademacher_linear_bound(X, B: float = 1.0) -> float:
     (Kakade, Sridharan & Tewari 2009, Thm 3 for the l2 ball; Bartlett &
     Mendelson 2002, Lemma 22.) X: [n, d].
     """
-    X = _as64(X)
+    X = as_float64(X)
     return float(B * X.pow(2).sum().sqrt() / X.shape[0])
 
 
@@ -125,8 +121,8 @@ def halfspace_separable(X, y, bias: bool = True) -> bool:
     """
     from scipy.optimize import linprog
 
-    Xn = _as64(X).cpu().numpy()
-    yn = _as64(y).cpu().numpy()
+    Xn = as_float64(X).cpu().numpy()
+    yn = as_float64(y).cpu().numpy()
     A = np.c_[Xn, np.ones(len(Xn))] if bias else Xn  # [n, d (+1)]
     res = linprog(np.zeros(A.shape[1]), A_ub=-(yn[:, None] * A), b_ub=-np.ones(len(Xn)),
                   bounds=[(None, None)] * A.shape[1], method="highs")
@@ -141,7 +137,7 @@ def count_halfspace_dichotomies(X, bias: bool = True) -> int:
     general position this is Cover's (1965) count C(n, d + 1) with bias,
     C(n, d) without. X: [n, d], n <= 16.
     """
-    X = _as64(X)
+    X = as_float64(X)
     n = X.shape[0]
     signs = all_sign_vectors(n)
     half = signs[signs[:, -1] > 0]  # one of each pair {y, -y}
@@ -150,7 +146,7 @@ def count_halfspace_dichotomies(X, bias: bool = True) -> int:
 
 def shattered_by_halfspaces(X, bias: bool = True) -> bool:
     """Do (affine) halfspaces realize all 2^n labelings of the rows of X? X: [n, d]."""
-    return count_halfspace_dichotomies(X, bias) == 2 ** _as64(X).shape[0]
+    return count_halfspace_dichotomies(X, bias) == 2 ** as_float64(X).shape[0]
 
 
 # ---------------------------------------------------------------------------
@@ -170,12 +166,12 @@ def memorizing_relu_net(X, y, a=None, generator: torch.Generator | None = None) 
     X: [n, d], y: [n], a: [d] or None (drawn N(0, I) from `generator`).
     Returns {"a": [d], "b": [n], "w": [n]} (b, w in the sorted order of z).
     """
-    X = _as64(X)
-    y = _as64(y, X.device)
+    X = as_float64(X)
+    y = as_float64(y, X.device)
     n, d = X.shape
     if a is None:
         a = torch.randn(d, generator=generator, dtype=torch.float64).to(X.device)
-    a = _as64(a, X.device)
+    a = as_float64(a, X.device)
     z = X @ a  # [n]
     z_sorted, order = torch.sort(z)
     if n > 1 and bool((z_sorted[1:] - z_sorted[:-1] <= 0).any()):
@@ -190,8 +186,8 @@ def memorizing_relu_net(X, y, a=None, generator: torch.Generator | None = None) 
 
 def relu_net_forward(X, a, b, w) -> torch.Tensor:
     """f(x) = sum_j w_j relu(<a, x> - b_j) for each row. X: [m, d], a: [d], b, w: [k] -> [m]."""
-    X = _as64(X)
-    a, b, w = _as64(a, X.device), _as64(b, X.device), _as64(w, X.device)
+    X = as_float64(X)
+    a, b, w = as_float64(a, X.device), as_float64(b, X.device), as_float64(w, X.device)
     return torch.relu((X @ a)[:, None] - b[None, :]) @ w  # [m, k] @ [k]
 
 

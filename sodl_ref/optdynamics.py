@@ -21,14 +21,9 @@ import numpy as np
 import scipy.optimize
 import torch
 
+from sodl_ref.tensors import as_float64
+
 Tensor = torch.Tensor
-
-
-def _f64(x, like: Tensor | None = None) -> Tensor:
-    if isinstance(x, Tensor):
-        return x.to(torch.float64)
-    return torch.as_tensor(x, dtype=torch.float64,
-                           device=like.device if like is not None else None)
 
 
 # ---------------------------------------------------------------------------
@@ -44,8 +39,8 @@ def ula_step(x, grad, lr, temperature, noise) -> Tensor:
     p(x) ~ exp(-U(x) / T) as its stationary distribution.
     Shapes: x, grad, noise [...] (same). Returns x' [...].
     """
-    x = _f64(x)
-    return x - lr * _f64(grad, x) + math.sqrt(2.0 * lr * temperature) * _f64(noise, x)
+    x = as_float64(x)
+    return x - lr * as_float64(grad, like=x) + math.sqrt(2.0 * lr * temperature) * as_float64(noise, like=x)
 
 
 def ula_quadratic(H, x0, lr, temperature, noise) -> Tensor:
@@ -54,9 +49,9 @@ def ula_quadratic(H, x0, lr, temperature, noise) -> Tensor:
     Shapes: H [d, d] symmetric, x0 [d] or [m, d] (m independent chains),
     noise [n_steps, *x0.shape]. Returns the trajectory [n_steps + 1, *x0.shape].
     """
-    H = _f64(H)
-    x = _f64(x0, H)
-    noise = _f64(noise, H)
+    H = as_float64(H)
+    x = as_float64(x0, like=H)
+    noise = as_float64(noise, like=H)
     traj = [x]
     for xi in noise:
         x = ula_step(x, x @ H.T, lr, temperature, xi)
@@ -85,7 +80,7 @@ def ula_stationary_covariance(H, lr, temperature) -> Tensor:
     i.e. in H's eigenbasis S = T / (lambda (1 - lr lambda / 2)) per direction.
     Shapes: H [d, d] symmetric positive definite. Returns S [d, d].
     """
-    H = _f64(H)
+    H = as_float64(H)
     lam, U = torch.linalg.eigh(H)
     s = temperature / (lam * (1.0 - lr * lam / 2.0))  # (d,)
     return (U * s) @ U.T
@@ -98,8 +93,8 @@ def ula_stationary_covariance(H, lr, temperature) -> Tensor:
 def linear_regression_per_sample_grads(X, y, w) -> Tensor:
     """Gradients of l_i(w) = (x_i . w - y_i)^2 / 2, one row per example.
     Shapes: X [n, p], y [n], w [p]. Returns G [n, p]."""
-    X = _f64(X)
-    y, w = _f64(y, X), _f64(w, X)
+    X = as_float64(X)
+    y, w = as_float64(y, like=X), as_float64(w, like=X)
     return (X @ w - y)[:, None] * X
 
 
@@ -111,7 +106,7 @@ def sgd_noise_covariance(per_sample_grads, batch_size: int, replacement: bool = 
     with replacement; without replacement multiply by (n - B) / (n - 1).
     Shapes: per_sample_grads [n, p]. Returns C [p, p].
     """
-    G = _f64(per_sample_grads)
+    G = as_float64(per_sample_grads)
     n = G.shape[0]
     dev = G - G.mean(0)  # (n, p)
     sigma1 = dev.T @ dev / n  # (p, p)
@@ -133,8 +128,8 @@ def sgd_stationary_covariance(H, C, lr, discrete: bool = True) -> Tensor:
     or lr C~_ij / (l_i + l_j).
     Shapes: H [p, p] symmetric positive definite, C [p, p]. Returns S [p, p].
     """
-    H = _f64(H)
-    C = _f64(C, H)
+    H = as_float64(H)
+    C = as_float64(C, like=H)
     lam, U = torch.linalg.eigh(H)
     Ct = U.T @ C @ U  # (p, p) in H's eigenbasis
     if discrete:
@@ -155,8 +150,8 @@ def gd_momentum_quadratic(H, x0, lr, momentum, n_steps: int) -> Tensor:
     (v starts at 0), equivalently x' = x - lr H x + beta (x - x_prev).
     Shapes: H [d, d], x0 [d]. Returns the trajectory [n_steps + 1, d].
     """
-    H = _f64(H)
-    x = _f64(x0, H)
+    H = as_float64(H)
+    x = as_float64(x0, like=H)
     v = torch.zeros_like(x)
     traj = [x]
     for _ in range(n_steps):
@@ -173,7 +168,7 @@ def max_stable_lr(H, momentum: float = 0.0) -> float:
     Along an eigenvector the error obeys z^2 - (1 + beta - lr l) z + beta = 0,
     whose roots lie in the unit disk iff 0 < lr l < 2 + 2 beta (0 <= beta < 1).
     """
-    lam_max = torch.linalg.eigvalsh(_f64(H))[-1].item()
+    lam_max = torch.linalg.eigvalsh(as_float64(H))[-1].item()
     return (2.0 + 2.0 * momentum) / lam_max
 
 
@@ -203,10 +198,10 @@ def hessian_top_eigenvalue(loss_fn: Callable, params: Tensor, n_iter: int = 50,
 
 def mlp_forward(params: dict, X, activation: str = "relu") -> Tensor:
     """f(x) = W2 phi(W1 x + b1) + b2. X [n, d] -> [n, k]."""
-    X = _f64(X)
+    X = as_float64(X)
     phi = {"relu": torch.relu, "tanh": torch.tanh}[activation]
-    h = phi(X @ _f64(params["W1"], X).T + _f64(params["b1"], X))  # (n, h)
-    return h @ _f64(params["W2"], X).T + _f64(params["b2"], X)  # (n, k)
+    h = phi(X @ as_float64(params["W1"], like=X).T + as_float64(params["b1"], like=X))  # (n, h)
+    return h @ as_float64(params["W2"], like=X).T + as_float64(params["b2"], like=X)  # (n, k)
 
 
 def permute_hidden(params: dict, perm) -> dict:
@@ -215,7 +210,7 @@ def permute_hidden(params: dict, perm) -> dict:
     computed is unchanged (Hecht-Nielsen 1990; Ainsworth et al. 2023, sec. 2).
     """
     perm = torch.as_tensor(np.asarray(perm), dtype=torch.long)
-    out = {k: _f64(v) for k, v in params.items()}
+    out = {k: as_float64(v) for k, v in params.items()}
     out["W1"], out["b1"] = out["W1"][perm], out["b1"][perm]
     out["W2"] = out["W2"][:, perm]
     return out
@@ -231,8 +226,8 @@ def weight_matching(params_a: dict, params_b: dict) -> Tensor:
     coordinate descent needed). Returns perm [h] (int64) such that
     ``permute_hidden(params_b, perm)`` is aligned with params_a.
     """
-    a = {k: _f64(v).cpu() for k, v in params_a.items()}
-    b = {k: _f64(v).cpu() for k, v in params_b.items()}
+    a = {k: as_float64(v).cpu() for k, v in params_a.items()}
+    b = {k: as_float64(v).cpu() for k, v in params_b.items()}
     S = a["W1"] @ b["W1"].T + torch.outer(a["b1"], b["b1"]) + a["W2"].T @ b["W2"]  # (h, h)
     rows, cols = scipy.optimize.linear_sum_assignment(S.numpy(), maximize=True)
     return torch.as_tensor(cols[np.argsort(rows)], dtype=torch.long)
@@ -251,11 +246,11 @@ def path_point(theta_a, theta_b, t: float, control=None):
     if isinstance(theta_a, dict):
         return {k: path_point(theta_a[k], theta_b[k], t,
                               None if control is None else control[k]) for k in theta_a}
-    a = _f64(theta_a)
-    b = _f64(theta_b, a)
+    a = as_float64(theta_a)
+    b = as_float64(theta_b, like=a)
     if control is None:
         return (1 - t) * a + t * b
-    return (1 - t) ** 2 * a + 2 * t * (1 - t) * _f64(control, a) + t ** 2 * b
+    return (1 - t) ** 2 * a + 2 * t * (1 - t) * as_float64(control, like=a) + t ** 2 * b
 
 
 def path_losses(loss_fn: Callable, theta_a, theta_b, ts, control=None) -> Tensor:
@@ -272,10 +267,10 @@ def loss_barrier(losses) -> float:
     interpolation (1 - t) L(0) + t L(1) instead, equal when L(0) = L(1)).
     Shapes: losses [K + 1], endpoints first and last. Returns a float.
     """
-    losses = _f64(losses)
+    losses = as_float64(losses)
     return (losses.max() - 0.5 * (losses[0] + losses[-1])).item()
 
 
 def mlp_mse(params: dict, X, Y, activation: str = "relu") -> float:
     """Mean squared error 1/n sum_i ||f(x_i) - y_i||^2 of the MLP. X [n, d], Y [n, k]."""
-    return ((mlp_forward(params, X, activation) - _f64(Y)) ** 2).sum(-1).mean().item()
+    return ((mlp_forward(params, X, activation) - as_float64(Y)) ** 2).sum(-1).mean().item()

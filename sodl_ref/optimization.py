@@ -28,6 +28,8 @@ import math
 import numpy as np
 import torch
 
+from sodl_ref.tensors import as_float64
+
 __all__ = [
     "quadratic_loss",
     "gd_quadratic",
@@ -51,13 +53,6 @@ __all__ = [
 ]
 
 
-def _as64(x, device=None) -> torch.Tensor:
-    """Float64 tensor view of x (tensor, array or number), on x's device or `device`."""
-    if isinstance(x, torch.Tensor):
-        return x.to(dtype=torch.float64, device=device if device is not None else x.device)
-    return torch.as_tensor(np.asarray(x), dtype=torch.float64, device=device)
-
-
 def _spd_eigenvalues(A: torch.Tensor) -> torch.Tensor:
     """Eigenvalues of the symmetric part of A, ascending. A: [d, d] -> [d]."""
     return torch.linalg.eigvalsh((A + A.T) / 2)
@@ -72,9 +67,9 @@ def quadratic_loss(A, b, x) -> torch.Tensor:
 
     A: [d, d] symmetric, b: [d], x: [..., d] -> [...].
     """
-    A = _as64(A)
-    b = _as64(b, A.device)
-    x = _as64(x, A.device)
+    A = as_float64(A)
+    b = as_float64(b, A.device)
+    x = as_float64(x, A.device)
     return 0.5 * ((x @ A) * x).sum(-1) - x @ b
 
 
@@ -86,9 +81,9 @@ def gd_quadratic(A, b, x0, lr: float, steps: int) -> torch.Tensor:
     A: [d, d] symmetric, b: [d], x0: [d]. Returns all iterates [steps + 1, d]
     (row 0 is x0).
     """
-    A = _as64(A)
-    b = _as64(b, A.device)
-    x = _as64(x0, A.device).clone()
+    A = as_float64(A)
+    b = as_float64(b, A.device)
+    x = as_float64(x0, A.device).clone()
     iterates = [x]
     for _ in range(int(steps)):
         x = x - lr * (A @ x - b)  # [d]
@@ -104,19 +99,19 @@ def gd_contraction_rate(A, lr: float) -> float:
     i.e. 0 < lr < 2 / L: the "edge of divergence" is lr = 2 / L.
     A: [d, d] symmetric.
     """
-    lam = _spd_eigenvalues(_as64(A))
+    lam = _spd_eigenvalues(as_float64(A))
     return float((1.0 - lr * lam).abs().max())
 
 
 def gd_optimal_lr(A) -> float:
     """The step minimising max_i |1 - lr lambda_i|: lr* = 2 / (L + mu). A: [d, d]."""
-    lam = _spd_eigenvalues(_as64(A))
+    lam = _spd_eigenvalues(as_float64(A))
     return float(2.0 / (lam[-1] + lam[0]))
 
 
 def gd_optimal_rate(A) -> float:
     """Contraction of GD at lr* = 2 / (L + mu): (kappa - 1) / (kappa + 1). A: [d, d]."""
-    lam = _spd_eigenvalues(_as64(A))
+    lam = _spd_eigenvalues(as_float64(A))
     kappa = float(lam[-1] / lam[0])
     return (kappa - 1.0) / (kappa + 1.0)
 
@@ -132,9 +127,9 @@ def heavy_ball_quadratic(A, b, x0, lr: float, momentum: float, steps: int) -> to
     (Polyak 1964, eq. 9). A: [d, d], b: [d], x0: [d]. Returns the iterates
     [steps + 1, d] (row 0 is x0).
     """
-    A = _as64(A)
-    b = _as64(b, A.device)
-    x = _as64(x0, A.device).clone()
+    A = as_float64(A)
+    b = as_float64(b, A.device)
+    x = as_float64(x0, A.device).clone()
     x_prev = x
     iterates = [x]
     for _ in range(int(steps)):
@@ -150,7 +145,7 @@ def polyak_heavy_ball_params(A) -> tuple[float, float]:
     (Polyak 1964, Theorem 9), giving the asymptotic rate
     (sqrt(kappa) - 1) / (sqrt(kappa) + 1). A: [d, d] SPD. Returns (lr, momentum).
     """
-    lam = _spd_eigenvalues(_as64(A))
+    lam = _spd_eigenvalues(as_float64(A))
     L, mu = float(lam[-1]), float(lam[0])
     lr = 4.0 / (math.sqrt(L) + math.sqrt(mu)) ** 2
     sk = math.sqrt(L / mu)
@@ -166,7 +161,7 @@ def heavy_ball_rate(A, lr: float, momentum: float) -> float:
     the rate is the largest modulus of its eigenvalues over the spectrum
     (Polyak 1964, proof of Theorem 9). A: [d, d].
     """
-    lam = _spd_eigenvalues(_as64(A))
+    lam = _spd_eigenvalues(as_float64(A))
     # roots of z^2 - (1 + m - lr lam) z + m = 0, one pair per eigenvalue
     t = 1.0 + momentum - lr * lam  # [d]
     disc = (t * t - 4.0 * momentum).to(torch.complex128)
@@ -188,14 +183,14 @@ def sgd_momentum_step(param, grad, buf=None, lr: float = 1e-2, momentum: float =
     g + momentum * buf (Nesterov, Sutskever et al. 2013) or buf; param -= lr * direction.
     param, grad, buf: same shape. Returns (param_next, buf_next).
     """
-    p = _as64(param)
-    g = _as64(grad, p.device)
+    p = as_float64(param)
+    g = as_float64(grad, p.device)
     if weight_decay != 0.0:
         g = g + weight_decay * p
     if buf is None:
         buf_next = g.clone()
     else:
-        buf_next = momentum * _as64(buf, p.device) + (1.0 - dampening) * g
+        buf_next = momentum * as_float64(buf, p.device) + (1.0 - dampening) * g
     direction = g + momentum * buf_next if nesterov else buf_next
     return p - lr * direction, buf_next
 
@@ -215,8 +210,8 @@ def adam_step(param, grad, state=None, lr: float = 1e-3, betas=(0.9, 0.999),
     "exp_avg_sq": v}. Pure: inputs are not modified.
     Returns (param_next, state_next).
     """
-    p = _as64(param)
-    g = _as64(grad, p.device)
+    p = as_float64(param)
+    g = as_float64(grad, p.device)
     beta1, beta2 = float(betas[0]), float(betas[1])
     if weight_decay != 0.0:
         g = g + weight_decay * p
@@ -224,8 +219,8 @@ def adam_step(param, grad, state=None, lr: float = 1e-3, betas=(0.9, 0.999),
         step, m, v = 0, torch.zeros_like(p), torch.zeros_like(p)
     else:
         step = int(state["step"])
-        m = _as64(state["exp_avg"], p.device)
-        v = _as64(state["exp_avg_sq"], p.device)
+        m = as_float64(state["exp_avg"], p.device)
+        v = as_float64(state["exp_avg_sq"], p.device)
     step += 1
     m = beta1 * m + (1.0 - beta1) * g
     v = beta2 * v + (1.0 - beta2) * g * g
@@ -246,10 +241,10 @@ def lion_step(param, grad, state=None, lr: float = 1e-4, betas=(0.9, 0.99),
     param, grad: same shape; state None or {"exp_avg": m}.
     Returns (param_next, state_next). Pure.
     """
-    p = _as64(param)
-    g = _as64(grad, p.device)
+    p = as_float64(param)
+    g = as_float64(grad, p.device)
     beta1, beta2 = float(betas[0]), float(betas[1])
-    m = torch.zeros_like(p) if state is None else _as64(state["exp_avg"], p.device)
+    m = torch.zeros_like(p) if state is None else as_float64(state["exp_avg"], p.device)
     c = beta1 * m + (1.0 - beta1) * g  # interpolation used for the update only
     p_next = p - lr * (torch.sign(c) + weight_decay * p)
     m_next = beta2 * m + (1.0 - beta2) * g
@@ -273,9 +268,9 @@ def mlp_loss(theta, X, y, hidden: int) -> torch.Tensor:
     theta: [hidden*d + 2*hidden + 1], X: [n, d], y: [n]. Returns a 0-dim
     tensor, differentiable in theta (autograd graph kept).
     """
-    theta = theta if isinstance(theta, torch.Tensor) else _as64(theta)
-    X = _as64(X, theta.device).to(theta.dtype)
-    y = _as64(y, theta.device).to(theta.dtype)
+    theta = theta if isinstance(theta, torch.Tensor) else as_float64(theta)
+    X = as_float64(X, theta.device).to(theta.dtype)
+    y = as_float64(y, theta.device).to(theta.dtype)
     n, d = X.shape
     h = int(hidden)
     W1 = theta[: h * d].reshape(h, d)
@@ -293,8 +288,8 @@ def hessian_vector_product(loss_fn, theta, v) -> torch.Tensor:
     forming H. loss_fn: flat parameters [p] -> scalar; theta, v: [p].
     Returns [p].
     """
-    theta = _as64(theta).detach().requires_grad_(True)
-    v = _as64(v, theta.device)
+    theta = as_float64(theta).detach().requires_grad_(True)
+    v = as_float64(v, theta.device)
     (g,) = torch.autograd.grad(loss_fn(theta), theta, create_graph=True)
     (hv,) = torch.autograd.grad(g @ v, theta)
     return hv.detach()
@@ -310,10 +305,10 @@ def top_hessian_eigenvalue(theta, X, y, hidden: int, v0, iters: int = 100) -> fl
     theta: [p] flat parameters, X: [n, d], y: [n], v0: [p] start vector
     (nonzero). Returns a float.
     """
-    theta = _as64(theta).detach()
-    X = _as64(X, theta.device)
-    y = _as64(y, theta.device)
-    v = _as64(v0, theta.device)
+    theta = as_float64(theta).detach()
+    X = as_float64(X, theta.device)
+    y = as_float64(y, theta.device)
+    v = as_float64(v0, theta.device)
     v = v / v.norm()
     loss = lambda t: mlp_loss(t, X, y, hidden)  # noqa: E731
     # one graph for the gradient, reused by every HVP
@@ -339,10 +334,10 @@ def gd_least_squares(X, y, lr: float, steps: int, w0=None) -> torch.Tensor:
     al. 2018, Zhang et al. 2017 Sec. 5). Converges for 0 < lr < 2n / ||X||_2^2.
     X: [n, p], y: [n] -> [p].
     """
-    X = _as64(X)
-    y = _as64(y, X.device)
+    X = as_float64(X)
+    y = as_float64(y, X.device)
     n, p = X.shape
-    w = torch.zeros(p, dtype=torch.float64, device=X.device) if w0 is None else _as64(w0, X.device).clone()
+    w = torch.zeros(p, dtype=torch.float64, device=X.device) if w0 is None else as_float64(w0, X.device).clone()
     for _ in range(int(steps)):
         w = w - (lr / n) * (X.T @ (X @ w - y))  # [p]
     return w
@@ -353,9 +348,9 @@ def logistic_loss(X, y, w) -> torch.Tensor:
 
     X: [n, d], y: [n] in {-1, +1}, w: [d] -> 0-dim tensor.
     """
-    X = _as64(X)
-    y = _as64(y, X.device)
-    w = _as64(w, X.device)
+    X = as_float64(X)
+    y = as_float64(y, X.device)
+    w = as_float64(w, X.device)
     return torch.nn.functional.softplus(-y * (X @ w)).mean()
 
 
@@ -370,8 +365,8 @@ def normalized_gd_logistic(X, y, lr: float, steps: int) -> torch.Tensor:
     from log-weights so it stays finite when the loss underflows.
     X: [n, d], y: [n] in {-1, +1}. Returns the final w: [d].
     """
-    X = _as64(X)
-    y = _as64(y, X.device)
+    X = as_float64(X)
+    y = as_float64(y, X.device)
     Z = y[:, None] * X  # [n, d] signed examples
     w = torch.zeros(X.shape[1], dtype=torch.float64, device=X.device)
     for _ in range(int(steps)):
@@ -391,8 +386,8 @@ def max_margin_direction(X, y) -> torch.Tensor:
     """
     from scipy.optimize import minimize
 
-    Xt = _as64(X)
-    Z = (_as64(y, Xt.device)[:, None] * Xt).cpu().numpy()  # [n, d]
+    Xt = as_float64(X)
+    Z = (as_float64(y, Xt.device)[:, None] * Xt).cpu().numpy()  # [n, d]
     # a feasible start: scale the least-squares direction until every margin is >= 1
     w0 = np.linalg.lstsq(Z, np.ones(Z.shape[0]), rcond=None)[0]
     margins = Z @ w0

@@ -15,14 +15,9 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 
-
-def _as64(x, device=None) -> torch.Tensor:
-    if isinstance(x, torch.Tensor):
-        return x.to(dtype=torch.float64, device=device if device is not None else x.device)
-    return torch.as_tensor(np.asarray(x, dtype=np.float64), device=device)
+from sodl_ref.tensors import as_float64
 
 
 # ---------------------------------------------------------------------------
@@ -49,8 +44,8 @@ def relu_random_features(X, W):
 
     X: [n, d], W: [p, d] (fixed random first layer) -> [n, p].
     """
-    X = _as64(X)
-    W = _as64(W, X.device)
+    X = as_float64(X)
+    W = as_float64(W, X.device)
     return torch.relu(X @ W.T / math.sqrt(X.shape[1]))  # (n, p)
 
 
@@ -60,8 +55,8 @@ def min_norm_least_squares(Phi, y):
     Phi: [n, p], y: [n] -> [p]. For p < n this is ordinary least squares;
     for p >= n it interpolates the training data with the smallest ||a||.
     """
-    Phi = _as64(Phi)
-    y = _as64(y, Phi.device)
+    Phi = as_float64(Phi)
+    y = as_float64(y, Phi.device)
     return torch.linalg.pinv(Phi) @ y  # (p,)
 
 
@@ -74,9 +69,9 @@ def random_features_regression(X_train, y_train, X_test, y_test, W, ps):
     widths in `ps`. The test error diverges at the interpolation threshold
     p = n, the peak of double descent (Mei & Montanari 2022, Fig. 1).
     """
-    X_train = _as64(X_train)
+    X_train = as_float64(X_train)
     dev = X_train.device
-    y_train, X_test, y_test, W = (_as64(v, dev) for v in (y_train, X_test, y_test, W))
+    y_train, X_test, y_test, W = (as_float64(v, dev) for v in (y_train, X_test, y_test, W))
     F_train = relu_random_features(X_train, W)  # (n, p_max)
     F_test = relu_random_features(X_test, W)  # (m, p_max)
     train, test = [], []
@@ -152,7 +147,7 @@ def emergence_metrics(N, L, N_c=1e9, alpha=0.5):
     N: [k] model sizes. Returns a dict of [k] tensors "per_token",
     "exact_match", "edit_distance" and a float "threshold".
     """
-    N = _as64(N)
+    N = as_float64(N)
     p = torch.exp(-((N_c / N) ** alpha))  # (k,)
     return {
         "per_token": p,

@@ -17,8 +17,9 @@ system is solved on the others (Sutton & Barto, section 3.4).
 
 from __future__ import annotations
 
-import numpy as np
 import torch
+
+from sodl_ref.tensors import as_float64
 
 Tensor = torch.Tensor
 
@@ -36,20 +37,14 @@ __all__ = [
 ]
 
 
-def _as64(x, device=None) -> Tensor:
-    if isinstance(x, torch.Tensor):
-        return x.to(dtype=torch.float64, device=device if device is not None else x.device)
-    return torch.as_tensor(np.asarray(x), dtype=torch.float64, device=device)
-
-
 def policy_transition(P, R, policy) -> tuple[Tensor, Tensor]:
     """The Markov chain of a policy: P_pi [S, S] and r_pi [S].
 
         P_pi[s, s'] = sum_a pi(a|s) P[s, a, s'],   r_pi[s] = sum_a pi(a|s) R[s, a]
     """
-    P = _as64(P)
-    R = _as64(R, P.device)
-    pi = _as64(policy, P.device)
+    P = as_float64(P)
+    R = as_float64(R, P.device)
+    pi = as_float64(policy, P.device)
     P_pi = torch.einsum("sa,sat->st", pi, P)  # [S, S]
     r_pi = (pi * R).sum(-1)  # [S]
     return P_pi, r_pi
@@ -60,8 +55,8 @@ def terminal_states(P, R, atol: float = 1e-12) -> Tensor:
 
         P[s, a, s] = 1 and R[s, a] = 0 for all a   (up to atol)
     """
-    P = _as64(P)
-    R = _as64(R, P.device)
+    P = as_float64(P)
+    R = as_float64(R, P.device)
     stay = P.diagonal(dim1=0, dim2=2)  # [A, S]: P[s, a, s]
     return ((stay >= 1.0 - atol).all(0)) & ((R.abs() <= atol).all(1))
 
@@ -121,15 +116,15 @@ def iterative_policy_evaluation(P, R, policy, gamma, tol: float = 1e-12, max_ite
 
 def q_values(P, R, V, gamma) -> Tensor:
     """Action values from state values: q[s, a] = R[s, a] + gamma sum_s' P[s, a, s'] V[s'].  [S, A]"""
-    P = _as64(P)
-    R = _as64(R, P.device)
-    V = _as64(V, P.device)
+    P = as_float64(P)
+    R = as_float64(R, P.device)
+    V = as_float64(V, P.device)
     return R + float(gamma) * torch.einsum("sat,t->sa", P, V)
 
 
 def greedy_policy(q, rtol: float = 1e-9) -> Tensor:
     """Greedy actions [S] (int64) of q [S, A]; ties (within rtol) go to the lowest action index."""
-    q = _as64(q)
+    q = as_float64(q)
     qmax = q.max(-1, keepdim=True).values
     near = q >= qmax - rtol * (1.0 + qmax.abs())  # [S, A]
     return near.to(torch.int64).argmax(-1)  # first True
@@ -154,8 +149,8 @@ def value_iteration(P, R, gamma, tol: float = 1e-10) -> tuple[Tensor, Tensor]:
     Returns:
         (V [S] float64, greedy_policy [S] int64).
     """
-    P = _as64(P)
-    R = _as64(R, P.device)
+    P = as_float64(P)
+    R = as_float64(R, P.device)
     V = torch.zeros(P.shape[0], dtype=torch.float64, device=P.device)
     for _ in range(_VI_MAX_SWEEPS):
         V_new = q_values(P, R, V, gamma).max(-1).values  # [S]
@@ -172,8 +167,8 @@ def policy_iteration(P, R, gamma, max_iter: int = 1000) -> tuple[Tensor, Tensor]
     Starts from the uniform policy; stops when the greedy policy no longer
     changes. Returns (V [S], policy [S] int64).
     """
-    P = _as64(P)
-    R = _as64(R, P.device)
+    P = as_float64(P)
+    R = as_float64(R, P.device)
     S, A = R.shape
     pi = torch.full((S, A), 1.0 / A, dtype=torch.float64, device=P.device)
     actions = None

@@ -12,14 +12,9 @@ Float64 torch tensors in and out (numpy accepted); masks are bool tensors.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
-
-def _as64(x, device=None) -> torch.Tensor:
-    if isinstance(x, torch.Tensor):
-        return x.to(dtype=torch.float64, device=device if device is not None else x.device)
-    return torch.as_tensor(np.asarray(x, dtype=np.float64), device=device)
+from sodl_ref.tensors import as_float64
 
 
 # ---------------------------------------------------------------------------
@@ -35,8 +30,8 @@ def fgsm_linear(x, y, W, b, eps):
         x_adv = x + eps * sign((softmax(x W^T + b) - onehot(y)) W).
     x: [n, d], y: [n] ints in 0..k-1, W: [k, d], b: [k] -> x_adv [n, d].
     """
-    x = _as64(x)
-    W, b = _as64(W, x.device), _as64(b, x.device)
+    x = as_float64(x)
+    W, b = as_float64(W, x.device), as_float64(b, x.device)
     y = torch.as_tensor(y, device=x.device).long()
     probs = torch.softmax(x @ W.T + b, -1)  # (n, k)
     grad = (probs - torch.nn.functional.one_hot(y, W.shape[0]).to(x.dtype)) @ W  # (n, d)
@@ -55,9 +50,9 @@ def fgsm_logistic(x, y, w, b, eps):
     per-coordinate eps (the "linear explanation" of adversarial examples).
     x: [n, d], y: [n], w: [d], b: float -> x_adv [n, d].
     """
-    x = _as64(x)
-    w = _as64(w, x.device)
-    y = _as64(y, x.device)
+    x = as_float64(x)
+    w = as_float64(w, x.device)
+    y = as_float64(y, x.device)
     s = torch.sigmoid(x @ w + b)  # (n,)
     return x + eps * torch.sign((s - y)[:, None] * w)
 
@@ -88,7 +83,7 @@ def magnitude_prune_mask(weights, mask, fraction):
     shape. Returns the new bool mask (a subset of the old one): after k
     rounds the density is (1 - fraction)^k up to rounding.
     """
-    w = _as64(weights)
+    w = as_float64(weights)
     mask = torch.as_tensor(mask, device=w.device).bool()
     n_alive = int(mask.sum())
     n_prune = round(fraction * n_alive)
@@ -108,7 +103,7 @@ def prune_and_rewind(trained, rewind_to, mask, fraction):
     (new_mask, rewind_to * new_mask).
     """
     new = magnitude_prune_mask(trained, mask, fraction)
-    return new, _as64(rewind_to) * new
+    return new, as_float64(rewind_to) * new
 
 
 def iterative_magnitude_pruning(train, init, fraction, rounds):
@@ -120,7 +115,7 @@ def iterative_magnitude_pruning(train, init, fraction, rounds):
     by magnitude and rewinds the survivors to init. Returns the list of
     masks [mask_0 = all True, mask_1, ..., mask_rounds] (nested).
     """
-    init = _as64(init)
+    init = as_float64(init)
     mask = torch.ones_like(init, dtype=torch.bool)
     masks, weights = [mask], init.clone()
     for _ in range(rounds):

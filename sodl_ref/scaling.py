@@ -16,6 +16,8 @@ import math
 import numpy as np
 import torch
 
+from sodl_ref.tensors import as_float64
+
 # Hoffmann et al. 2022, eq. 10 (approach 3 fit).
 CHINCHILLA = dict(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)
 # Kaplan et al. 2020, eqs. 1.1, 1.2 and 1.5 (non-embedding parameters, tokens).
@@ -24,12 +26,6 @@ KAPLAN = dict(N_c=8.8e13, D_c=5.4e13, alpha_N=0.076, alpha_D=0.095)
 
 def _is_scalar(*xs) -> bool:
     return all(isinstance(x, (int, float)) or (hasattr(x, "ndim") and x.ndim == 0) for x in xs)
-
-
-def _as64(x) -> torch.Tensor:
-    if isinstance(x, torch.Tensor):
-        return x.to(torch.float64)
-    return torch.as_tensor(np.asarray(x, dtype=np.float64))
 
 
 def _out(value: torch.Tensor, scalar: bool):
@@ -47,7 +43,7 @@ def chinchilla_loss(N, D, E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28):
     scalar inputs, a float64 tensor of the broadcast shape otherwise.
     """
     scalar = _is_scalar(N, D)
-    N, D = _as64(N), _as64(D)
+    N, D = as_float64(N), as_float64(D)
     return _out(E + A * N ** (-alpha) + B * D ** (-beta), scalar)
 
 
@@ -63,7 +59,7 @@ def chinchilla_optimal(C, E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28):
     returns two floats, or two float64 tensors of C's shape.
     """
     scalar = _is_scalar(C)
-    C = _as64(C)
+    C = as_float64(C)
     G = (alpha * A / (beta * B)) ** (1.0 / (alpha + beta))
     N_opt = G * (C / 6.0) ** (beta / (alpha + beta))
     D_opt = (C / 6.0) ** (alpha / (alpha + beta)) / G
@@ -91,14 +87,14 @@ def kaplan_loss(N, D=math.inf, N_c=8.8e13, D_c=5.4e13, alpha_N=0.076, alpha_D=0.
     has no irreducible term: it extrapolates to zero loss.
     """
     scalar = _is_scalar(N, D)
-    N, D = _as64(N), _as64(D)
+    N, D = as_float64(N), as_float64(D)
     L = ((N_c / N) ** (alpha_N / alpha_D) + D_c / D) ** alpha_D
     return _out(L, scalar)
 
 
 def offset_power_law(x, E, A, alpha):
     """Saturating power law L(x) = E + A x^(-alpha) (x: [n] -> [n]); E is the irreducible loss."""
-    return E + A * _as64(x) ** (-alpha)
+    return E + A * as_float64(x) ** (-alpha)
 
 
 def fit_offset_power_law(x, y, alphas):
@@ -112,7 +108,7 @@ def fit_offset_power_law(x, y, alphas):
     x, y: [n]; alphas: [g] candidate exponents. Returns a dict with floats
     "E", "A", "alpha", "rss" (sum of squared residuals at the optimum).
     """
-    x, y, alphas = _as64(x), _as64(y), _as64(alphas).reshape(-1)
+    x, y, alphas = as_float64(x), as_float64(y), as_float64(alphas).reshape(-1)
     X = torch.stack(torch.broadcast_tensors(torch.ones_like(x)[None, :], x[None, :] ** -alphas[:, None]), -1)  # (g, n, 2)
     coef = torch.linalg.lstsq(X, y[None, :, None].expand(len(alphas), -1, -1)).solution  # (g, 2, 1)
     rss = ((X @ coef).squeeze(-1) - y).pow(2).sum(-1)  # (g,)
@@ -129,8 +125,8 @@ def fit_scaling_law(x, y, p0=None):
     """
     from scipy.optimize import curve_fit
 
-    x = np.asarray(_as64(x).cpu().numpy())
-    y = np.asarray(_as64(y).cpu().numpy())
+    x = np.asarray(as_float64(x).cpu().numpy())
+    y = np.asarray(as_float64(y).cpu().numpy())
     if p0 is None:
         g = fit_offset_power_law(x, y, np.linspace(0.02, 2.0, 100))
         p0 = (g["E"], g["A"], g["alpha"])
@@ -159,7 +155,7 @@ def fit_chinchilla_huber(N, D, L, delta=1e-3, init_grid=None):
     from scipy.optimize import minimize
     from scipy.special import logsumexp
 
-    lN, lD, lL = (np.log(np.asarray(_as64(v).cpu().numpy())) for v in (N, D, L))
+    lN, lD, lL = (np.log(np.asarray(as_float64(v).cpu().numpy())) for v in (N, D, L))
     if init_grid is None:
         init_grid = {"a": [0.0, 5.0, 10.0], "b": [0.0, 5.0, 10.0], "e": [-1.0, 0.5], "alpha": [0.2, 0.5], "beta": [0.2, 0.5]}
 

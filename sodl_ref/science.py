@@ -29,6 +29,8 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from sodl_ref.tensors import as_float64
+
 Tensor = torch.Tensor
 
 __all__ = [
@@ -45,12 +47,6 @@ __all__ = [
     "pinn_residual_heat",
     "heat_residual_mlp",
 ]
-
-
-def _as64(x, device=None) -> Tensor:
-    if isinstance(x, torch.Tensor):
-        return x.to(dtype=torch.float64, device=device if device is not None else x.device)
-    return torch.as_tensor(np.asarray(x), dtype=torch.float64, device=device)
 
 
 # ---------------------------------------------------------------------------
@@ -77,8 +73,8 @@ def leapfrog(q0, p0, grad_potential: Callable[[Tensor], Tensor], dt: float, n_st
     Returns:
         (qs, ps): [n_steps + 1, ...] trajectories including the initial state.
     """
-    q = _as64(q0)
-    p = _as64(p0, q.device)
+    q = as_float64(q0)
+    p = as_float64(p0, q.device)
     qs, ps = [q], [p]
     g = grad_potential(q)
     for _ in range(n_steps):
@@ -98,8 +94,8 @@ def euler(q0, p0, grad_potential: Callable[[Tensor], Tensor], dt: float, n_steps
     Returns (qs, ps) as :func:`leapfrog`. Its energy drifts (grows
     linearly in time for the harmonic oscillator, at rate O(dt)).
     """
-    q = _as64(q0)
-    p = _as64(p0, q.device)
+    q = as_float64(q0)
+    p = as_float64(p0, q.device)
     qs, ps = [q], [p]
     for _ in range(n_steps):
         q, p = q + dt * p / mass, p - dt * grad_potential(q)
@@ -117,8 +113,8 @@ def leapfrog_quadratic(q0, p0, K, dt: float, n_steps: int, mass: float = 1.0) ->
     Returns:
         (qs, ps): [n_steps + 1, d] (or [n_steps + 1, b, d]).
     """
-    q0 = _as64(q0)
-    K = _as64(K, q0.device)
+    q0 = as_float64(q0)
+    K = as_float64(K, q0.device)
     return leapfrog(q0, p0, lambda q: q @ K.T, dt, n_steps, mass)
 
 
@@ -133,15 +129,15 @@ def leapfrog_pendulum(theta0, p0, dt: float, n_steps: int, omega: float = 1.0) -
 
 def pendulum_energy(theta, p, omega: float = 1.0) -> Tensor:
     """H = p^2 / 2 - omega^2 cos(theta), elementwise."""
-    theta = _as64(theta)
-    return 0.5 * _as64(p, theta.device) ** 2 - omega ** 2 * torch.cos(theta)
+    theta = as_float64(theta)
+    return 0.5 * as_float64(p, theta.device) ** 2 - omega ** 2 * torch.cos(theta)
 
 
 def quadratic_energy(q, p, K, mass: float = 1.0) -> Tensor:
     """H = |p|^2 / (2 mass) + 1/2 q^T K q over the last axis.  [...]"""
-    q = _as64(q)
-    p = _as64(p, q.device)
-    K = _as64(K, q.device)
+    q = as_float64(q)
+    p = as_float64(p, q.device)
+    K = as_float64(K, q.device)
     return 0.5 * (p ** 2).sum(-1) / mass + 0.5 * ((q @ K.T) * q).sum(-1)
 
 
@@ -156,8 +152,8 @@ def leapfrog_modified_energy_harmonic(q, p, omega: float, dt: float) -> Tensor:
     factor 2 / dt (a "shadow Hamiltonian", Hairer et al. 2006, chapter IX).
     Stable for omega dt < 2.
     """
-    q = _as64(q)
-    p = _as64(p, q.device)
+    q = as_float64(q)
+    p = as_float64(p, q.device)
     return 0.5 * p ** 2 + 0.5 * omega ** 2 * (1 - (omega * dt) ** 2 / 4) * q ** 2
 
 
@@ -182,10 +178,10 @@ def mlp_tanh(inputs, weights: Sequence, biases: Sequence) -> Tensor:
     Returns:
         [n] if the last layer has one unit, else [n, n_L].
     """
-    h = _as64(inputs)
+    h = as_float64(inputs)
     L = len(weights)
     for l, (W, b) in enumerate(zip(weights, biases)):
-        h = h @ _as64(W, h.device).T + _as64(b, h.device)
+        h = h @ as_float64(W, h.device).T + as_float64(b, h.device)
         if l < L - 1:
             h = torch.tanh(h)
     return h[:, 0] if h.shape[1] == 1 else h
@@ -209,7 +205,7 @@ def pinn_residual_ode(u_fn: Callable[[Tensor], Tensor], t, k: float) -> Tensor:
     Returns:
         [n] residuals; exactly 0 for u = C exp(-k t).
     """
-    t = _as64(t).detach().requires_grad_(True)
+    t = as_float64(t).detach().requires_grad_(True)
     u = u_fn(t)  # [n]
     return _grad(u, t) + float(k) * u
 
@@ -227,7 +223,7 @@ def pinn_residual_heat(u_fn: Callable[[Tensor], Tensor], tx, diffusivity: float)
     Returns:
         [n] residuals; exactly 0 for u = exp(-D k^2 t) sin(k x).
     """
-    tx = _as64(tx).detach().requires_grad_(True)
+    tx = as_float64(tx).detach().requires_grad_(True)
     u = u_fn(tx)  # [n]
     du = _grad(u, tx)  # [n, 2]: u_t, u_x
     u_t, u_x = du[:, 0], du[:, 1]
