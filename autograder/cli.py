@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -170,6 +171,10 @@ def cmd_demo(args) -> int:
     return run_demo(course.find_root(), Path(args.out), execute=args.execute)
 
 
+def _raise_interrupt(*_):
+    raise KeyboardInterrupt
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="sodl", description="Build and grade the Science of Deep Learning course.")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -232,6 +237,8 @@ def main(argv=None) -> int:
     s.set_defaults(func=cmd_demo)
 
     args = p.parse_args(argv)
+    # `kill` and batch schedulers send SIGTERM: stop as cleanly as on Ctrl-C.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError) as e:

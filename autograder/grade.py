@@ -278,7 +278,7 @@ def grade_batch(zip_path: Path, submissions: list[Path], out: Path, jobs: int = 
                         failures.append(error)
                     bar.update(1)
         except BaseException:
-            executor.shutdown(wait=False, cancel_futures=True)
+            workers.stop(executor)
             raise
     book = write_batch_reports(out, names, questions, packaged.blank_hash)
     if failures:

@@ -92,6 +92,7 @@ class Server:
                 exec(code, self.namespace)
             except BaseException as e:  # noqa: BLE001 - student code may raise anything
                 error = describe_exception(e)
+            _flush_output()
             self.send({"event": "cell_done", "index": idx, "error": error})
 
     def names(self) -> dict[str, str]:
@@ -120,6 +121,7 @@ class Server:
             except BaseException as e:  # noqa: BLE001
                 self.reply_error(e)
                 continue
+            _flush_output()
             try:
                 self.reply_value(result)
             except BaseException as e:  # noqa: BLE001 - encoding a student object can fail
@@ -197,6 +199,16 @@ class Server:
         if name not in self.namespace:
             raise NameError(f"name '{name}' is not defined")
         return self.namespace[name]
+
+
+def _flush_output() -> None:
+    """Push the student's buffered prints down the pipe (the process is
+    killed, never exits normally, so nothing else would flush them)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:  # noqa: BLE001 - a student may have replaced or closed it
+            pass
 
 
 def _safe_str(e: BaseException, limit: int = 2000) -> str:

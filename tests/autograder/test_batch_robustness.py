@@ -27,7 +27,21 @@ def _class(tmp_path, key_notebook, n_good: int):
     return subs
 
 
-def test_interrupted_batch_resumes_and_loses_nothing(toy_root, toy_zip, key_notebook, tmp_path):
+def _grading_processes() -> set[int]:
+    found = set()
+    for pid in os.listdir("/proc"):
+        try:
+            cmd = open(f"/proc/{pid}/cmdline", "rb").read()
+        except OSError:
+            continue
+        if b"autograder.harness.zygote" in cmd or b"forkserver" in cmd:
+            found.add(int(pid))
+    return found
+
+
+@pytest.mark.parametrize("how", ["ctrl-c to the group", "sigterm to sodl"])
+def test_interrupted_batch_resumes_and_loses_nothing(toy_root, toy_zip, key_notebook, tmp_path, how):
+    before = _grading_processes()
     subs = _class(tmp_path, key_notebook, 5)
     out = tmp_path / "grades"
     cmd = [sys.executable, "-m", "autograder", "grade", "--zip", str(toy_zip), *map(str, subs),
@@ -37,8 +51,15 @@ def test_interrupted_batch_resumes_and_loses_nothing(toy_root, toy_zip, key_note
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not list(out.glob("*/results.json")):
         time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGINT)
+    if how == "ctrl-c to the group":
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=60)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and _grading_processes() - before:
+        time.sleep(0.2)
+    assert not (_grading_processes() - before), "workers or zygotes outlived the interrupted run"
     done_before = {p.parent.name: p.stat().st_mtime_ns for p in out.glob("*/results.json")}
     assert done_before, "nothing was graded before the interrupt"
     for p in out.glob("*/results.json"):  # whatever exists is complete and valid

@@ -118,3 +118,8 @@ def test_wrong_answer_message_does_not_reveal_expected_values(fast, key_notebook
     res = grade_cells(fast, grading_cells(key_notebook) + ["def mean(x):\n    return 12345.678"], "w")
     out = json.dumps(results_json(res))
     assert "values are wrong" in out and "expect_close" not in out and "x * x" not in out
+
+
+def test_student_prints_are_captured_and_bounded(fast, key_notebook):
+    res = grade_cells(fast, grading_cells(key_notebook) + ["print('hello from the notebook')"], "p")
+    assert "hello from the notebook" in res.stdout
