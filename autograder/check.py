@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from autograder import workers
 from autograder.build import BuiltWeek, prepare
 from autograder.course import Week
 from autograder.grade import grade_cells_job
@@ -80,10 +81,13 @@ def check_week(week: Week, executor) -> WeekCheck:
     def run(cells, extra=None, only=None):
         return executor.submit(grade_cells_job, payload, cells, week.name, extra, only)
 
-    sol_f = run(key_cells)
-    blank_f = run(blank_cells)
-    mut_f = [(m, run(key_cells, [m.code], {m.question})) for m in built.mutants]
-    sol = sol_f.result()
+    # The answer key is graded in a fresh worker, so that its memory is what
+    # one Gradescope run would use (a long-lived worker has imported every week).
+    with workers.pool(1) as fresh:
+        sol_f = fresh.submit(grade_cells_job, payload, key_cells, week.name)
+        blank_f = run(blank_cells)
+        mut_f = [(m, run(key_cells, [m.code], {m.question})) for m in built.mutants]
+        sol = sol_f.result()
     report.solution_seconds = sol.execution_time
     report.sandbox_mb, report.grader_mb = sol.peak_memory_mb, sol.grader_memory_mb
     failing = [f"{q.question.name}: {next((o.message for o in q.outcomes if not o.passed), q.note)}"

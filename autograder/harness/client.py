@@ -247,6 +247,7 @@ class Sandbox:
                 current = None
                 wait = min(lim.cell_timeout, max(0.1, deadline - time.monotonic()))
             elif event == "ready":
+                self.peak_memory_mb = max(self.peak_memory_mb, _peak_rss_mb(self.pid))
                 names = msg.get("names")
                 self.names = {str(k): str(v) for k, v in names.items()} if isinstance(names, dict) else {}
                 return None
