@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import struct
 from dataclasses import dataclass
 
@@ -51,22 +52,12 @@ def write_message(fd: int, obj: dict, blobs: list[bytes] | None = None) -> None:
     parts = [_HEADER.pack(len(head)), head]
     for b in blobs:
         parts.append(b)
-    data = b"".join(parts)
-    view = memoryview(data)
+    view = memoryview(b"".join(parts))
     while view:
-        n = _write(fd, view)
-        view = view[n:]
-
-
-def _write(fd: int, view: memoryview) -> int:
-    import os
-
-    return os.write(fd, view[: 1 << 20])
+        view = view[os.write(fd, view[: 1 << 20]):]
 
 
 def read_exact(fd: int, n: int) -> bytes:
-    import os
-
     chunks, got = [], 0
     while got < n:
         chunk = os.read(fd, min(n - got, 1 << 20))
