@@ -17,7 +17,7 @@ if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then
   "$VENV/bin/pip" install "${PIP_EXTRA[@]}" "torch==__TORCH_VERSION__"
 else
   echo "no GPU: installing the CPU build of torch"
-  "$VENV/bin/pip" install "${PIP_EXTRA[@]}" --index-url https://download.pytorch.org/whl/cpu "torch==__TORCH_VERSION__" \
+  "$VENV/bin/pip" install "${PIP_EXTRA[@]}" --retries 1 --timeout 15 --index-url https://download.pytorch.org/whl/cpu "torch==__TORCH_VERSION__" \
     || "$VENV/bin/pip" install "${PIP_EXTRA[@]}" "torch==__TORCH_VERSION__"
 fi
 "$VENV/bin/pip" install "${PIP_EXTRA[@]}" -r "$SRC/requirements.txt"

@@ -64,3 +64,22 @@ def test_dockerfiles_reproduce_the_autograder_layout():
         text = (ROOT / "autograder" / "docker" / name).read_text()
         assert "/autograder/source" in text and "setup.sh" in text and "run_autograder" in text
     assert "nvidia/cuda" in (ROOT / "autograder" / "docker" / "Dockerfile.gpu").read_text()
+
+
+@pytest.mark.timeout(600)
+def test_real_setup_sh_then_run_autograder(toy_zip, toy_built, tmp_path):
+    """`sodl gradescope --setup`: the zip's own setup.sh makes a fresh venv
+    (pip only), installs the course wheel where students cannot read it, and
+    run_autograder grades with that venv."""
+    import json
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "autograder", "gradescope", "--zip", str(toy_zip),
+                          "--submission", str(toy_built["samples"] / "correct"), "--root", str(tmp_path),
+                          "--setup"], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    ag = tmp_path / "autograder"
+    assert (ag / "sodl-venv" / "bin" / "python").exists()
+    assert (ag / "source" / "lib" / "sodl_ref").is_dir()
+    assert oct((ag / "source").stat().st_mode)[-3:] == "700"
+    assert json.loads((ag / "results" / "results.json").read_text())["score"] == 3.0
