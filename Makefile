@@ -6,7 +6,7 @@ SODL   := $(VENV)/bin/sodl
 STAMP  := $(VENV)/.sodl-installed
 TORCH  ?= torch==2.13.0
 
-.PHONY: demo test unit check build clean
+.PHONY: demo test unit check build clean bench
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -27,6 +27,11 @@ check: $(STAMP)
 
 build: $(STAMP)
 	$(SODL) build --all
+
+# Issue 8's benchmarks (sodl vs otter-grader, sodl_ref kernels, every week);
+# under 10 minutes; writes bench/RESULTS.md.
+bench: $(STAMP)
+	$(PY) -m bench.run
 
 clean:
 	rm -rf dist grades build *.egg-info

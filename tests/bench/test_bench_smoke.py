@@ -14,7 +14,7 @@ from sodl_ref import kernels
 
 
 def test_empirical_ntk_three_ways_agree():
-    r = ntk.run(d=7, width=16, depth=3, n=5, repeats=1, mm_size=64)
+    r = ntk.run(d=7, width=16, depth=3, n=5, repeats=1, slow_repeats=1, mm_size=64)
     assert r["params"] == 7 * 16 + 16 + 2 * (16 * 16 + 16) + 16 + 1
     assert r["agree_vmap"] and r["agree_loop"]
     assert r["err_vmap"] < 1e-4 and r["err_loop"] < 1e-4
@@ -101,7 +101,7 @@ def test_report_renders():
         "git": "`abc`", "errors": {}, "total_s": 1.0, "otter_changes": ["dropped title"],
         "single": {"t_sodl": [1.0, 1.1], "t_otter": [5.0, 5.1], "sodl": 1.05, "otter": 5.05, "ratio": 0.21,
                    "score_sodl": 15.0, "score_otter": 15.0},
-        "startup": {"python": 0.02, "preload": 2.0, "preload+dynamo": 3.0},
+        "startup": {"python": 0.02, "preload": 2.0, "trusted": 1.5, "otter": 1.0},
         "batch": {"n": 6, "jobs": 2, "n_otter": 3, "counts": {"correct": 2, "partly_wrong": 2, "blank": 2},
                   "t_sodl": 3.0, "t_otter_measured": 15.0, "t_otter_n": 30.0,
                   "t_otter_runs": {"correct": [5.0], "partly_wrong": [5.0], "blank": [5.0]},
@@ -112,9 +112,10 @@ def test_report_renders():
                   "per_sub_wall": 0.5, "per_sub_core": 1.0, "overhead": 0.999,
                   "steady": {"correct": 0.5, "partly_wrong": 0.6, "blank": 1.0}, "steady_mean": 0.7,
                   "overhead_steady": 0.699},
-        "ntk": ntk.run(d=5, width=8, depth=3, n=4, repeats=1, mm_size=32),
+        "ntk": ntk.run(d=5, width=8, depth=3, n=4, repeats=1, slow_repeats=1, mm_size=32),
         "nngp": nngp.run(n=10, d=3, depth=2, repeats=1),
-        "weeks": {"gradescope_mb": 768, "rows": [
+        "weeks": {"gradescope_mb": 768, "checks_in_build": True, "full": {"week": "week01", "s": 30.0, "rc": 0},
+                  "rows": [
             {"week": "week01", "title": "t", "questions": 6, "build_noexec_s": 1.0, "grade_s": 5.0, "grade_rc": 0,
              "ru_maxrss_mb": 40.0, "peak_rss_mb": 900.0, "peak_pss_mb": 600.0, "score": 15.0, "max_score": 15.0,
              "build_s": 12.0, "solution_s": 11.0},
@@ -122,8 +123,10 @@ def test_report_renders():
              "ru_maxrss_mb": float("nan"), "peak_rss_mb": 1900.0, "peak_pss_mb": 800.0, "score": 12.0,
              "max_score": 12.0, "exec_skipped": True},
             {"week": "week03", "title": "t", "questions": 5, "build_noexec_s": 1.0, "error": "build failed"},
+            {"week": "week04", "title": "t", "questions": 5, "cheap_skipped": True},
         ]},
     }
     text = run.report(res)
-    assert "## Summary" in text and "week02" in text and "not run (budget)" in text
+    assert "## Summary" in text and "week04" in text and "not run (budget)" in text
+    assert "complete `sodl build week01`" in text
     assert text.count("**yes**") >= 3
