@@ -69,6 +69,9 @@ def diagnose(sandbox: Sandbox, recordings: dict[str, list[RecordedCall]], mutant
     Returns the matching mutant per question (questions with no match are
     absent). Never raises for a misbehaving replay: it just finds nothing.
     """
+    # an unanswered question (every call returned None or ...) matches no mistake
+    recordings = {q: calls for q, calls in recordings.items()
+                  if any(c.error is None and c.value is not None and c.value is not Ellipsis for c in calls)}
     by_question = {q: [m for m in mutants if m.question == q] for q in recordings}
     if not any(calls and by_question[q] for q, calls in recordings.items()):
         return {}

@@ -14,10 +14,10 @@ from pathlib import Path
 
 from autograder import gradescope, workers
 from autograder.config import GradingConfig, _build
-from autograder.harness.client import GraderFailure, Sandbox, SandboxLimits
+from autograder.harness.client import GraderFailure, Sandbox, SandboxLimits, Zygote
 from autograder.harness.limits import ensure_user
 from autograder.diagnosis import diagnose
-from autograder.harness.trusted import grade_sandbox
+from autograder.harness.trusted import grade_sandbox, preimport
 from autograder.mutants import Mutant
 from autograder import report
 from autograder.report import feedback_markdown, tamper_flags
@@ -154,6 +154,8 @@ def grade_cells(packaged: PackagedAssignment, cells: list[str], name: str, slot:
     seed = submission_seed(cells) if seed is None else seed
     result.content_hash = content_hash(cells)
     result.flags = tamper_flags(cells)
+    Zygote.for_slot(slot, limits.preload, limits.startup_timeout)  # starts importing now...
+    preimport(a)  # ...while this process imports what the tests need
     sandbox = Sandbox(limits, user, slot=slot, cells=list(cells) + list(extra_cells or []))
     try:
         sandbox.start(deadline)  # GraderFailure propagates: no grade is recorded
@@ -266,7 +268,13 @@ def grade_batch(zip_path: Path, submissions: list[Path], out: Path, jobs: int = 
 
     failures: list[str] = []
     payload = packaged.to_json()
-    with workers.pool(jobs) as executor:
+    if len(todo) == 1:  # one submission: no pool to start, grade it here
+        path, name = todo[0]
+        error = _grade_and_write(payload, path, name, out, question_timeout)
+        if error:
+            failures.append(error)
+        todo = []
+    with workers.pool(jobs if todo else 1) as executor:
         try:
             with tqdm(total=len(submissions), initial=len(submissions) - len(todo), unit="sub",
                       desc=f"grading {packaged.assignment.name}", disable=not progress) as bar:
@@ -291,7 +299,7 @@ def write_batch_reports(out: Path, names: list[str], questions: list[str], blank
     """Gradebook, summary and charts from the graded folders in ``out``."""
     rows = [report.read_row(out / n, questions) for n in names if (out / n / "results.json").exists()]
     book = report.write_gradebook(out, rows, questions, blank_hash)
-    if rows:
+    if len(rows) > 1:  # charts of one submission teach nothing (and cost a matplotlib import)
         report.summarize(out, rows, questions)
     return book
 

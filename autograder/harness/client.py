@@ -90,6 +90,7 @@ class Zygote:
     _lock = threading.Lock()
 
     def __init__(self, preload: tuple[str, ...], startup_timeout: float):
+        """Start the zygote; it imports in the background until ``wait_ready``."""
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "autograder.harness.zygote", str(child.fileno())],
@@ -98,21 +99,30 @@ class Zygote:
         )
         child.close()
         self.sock = parent
-        self.sock.settimeout(startup_timeout)
+        self.startup_timeout = startup_timeout
         self.lines = self.sock.makefile("rb")
         self.sock.sendall(json.dumps({"preload": list(preload)}).encode())
+        self.ready = False
+        self.spawn_lock = threading.Lock()
+
+    def wait_ready(self) -> None:
+        if self.ready:
+            return
+        self.sock.settimeout(self.startup_timeout)
         try:
-            ready = self.lines.readline()
+            line = self.lines.readline()
         except OSError:
-            ready = b""
-        if ready != b"ready\n":
+            line = b""
+        if line != b"ready\n":
             self.proc.kill()
             raise GraderFailure("the sandbox zygote did not start")
         self.sock.settimeout(30)
-        self.spawn_lock = threading.Lock()
+        self.ready = True
 
     @classmethod
     def for_slot(cls, slot: int, preload: tuple[str, ...], startup_timeout: float) -> "Zygote":
+        """The slot's zygote, started if needed (not waited for: callers may
+        do their own imports meanwhile; ``spawn`` waits)."""
         key = (slot, tuple(preload))
         with cls._lock:
             z = cls._by_key.get(key)
@@ -122,6 +132,7 @@ class Zygote:
 
     def spawn(self, fds: list[int]) -> int:
         with self.spawn_lock:
+            self.wait_ready()
             socket.send_fds(self.sock, [b"spawn"], fds)
             line = self.lines.readline()
         if not line.strip().isdigit():

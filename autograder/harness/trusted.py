@@ -48,6 +48,24 @@ def trusted_module(name: str):
         return None
 
 
+def preimport(assignment: Assignment) -> None:
+    """Run the test cells' top-level imports once, ahead of grading (while
+    the zygote starts in parallel), so a cold grader pays them only once and
+    not inside a question's time limit."""
+    for question in assignment.questions:
+        for test in question.tests:
+            try:
+                tree = ast.parse(test.code)
+            except SyntaxError:
+                continue
+            for node in tree.body:
+                if isinstance(node, (ast.Import, ast.ImportFrom)):
+                    try:
+                        exec(compile(ast.Module([node], []), "<preimport>", "exec"), {})
+                    except Exception:  # noqa: BLE001 - the test itself will report it
+                        pass
+
+
 def question_seed(base_seed: int, question: str) -> int:
     """A per-question seed from the submission's seed (stable across regrades)."""
     h = hashlib.sha256(f"{base_seed}:{question}".encode()).digest()
