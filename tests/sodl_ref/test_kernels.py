@@ -314,3 +314,16 @@ def test_ntk_critical_learning_rate_separates_convergence_from_divergence():
         for _ in range(3000):
             f = K.ntk_gd_step(theta, f, y, factor * lr_c)
         assert (float(f.norm()) < 1e-3) == converges
+
+
+def test_empirical_ntk_of_a_set_against_itself_matches_torch_func_float64():
+    """x1 = x2 takes a single forward/backward pass; it must equal the
+    Jacobian contraction by torch.func (and be symmetric)."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(5, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1)).double()
+    x = torch.randn(7, 5, dtype=torch.float64)
+    fast = K.empirical_ntk(model, x, x)
+    ref = K.empirical_ntk_autodiff(model, x, x)
+    assert fast.shape == (7, 7)
+    assert torch.allclose(fast, ref, rtol=1e-10, atol=1e-12)
+    assert torch.allclose(fast, fast.T, rtol=1e-12, atol=1e-12)
