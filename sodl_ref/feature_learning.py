@@ -29,6 +29,8 @@ import math
 
 import torch
 
+from sodl_ref.tensors import as_float64
+
 __all__ = [
     "batch_norm",
     "batch_norm_backward",
@@ -42,13 +44,6 @@ __all__ = [
     "loglog_slope",
     "mean_field_two_layer",
 ]
-
-
-def _t(x, like: torch.Tensor | None = None) -> torch.Tensor:
-    device = like.device if isinstance(like, torch.Tensor) else None
-    if isinstance(x, torch.Tensor):
-        return x.to(dtype=torch.float64, device=device if device is not None else x.device)
-    return torch.as_tensor(x, dtype=torch.float64, device=device)
 
 
 # ---------------------------------------------------------------------------
@@ -66,8 +61,8 @@ def batch_norm(x, gamma, beta, eps: float = 1e-5) -> torch.Tensor:
 
     x: [n, d]; gamma, beta: [d]. Returns y: [n, d].
     """
-    x = _t(x)
-    gamma, beta = _t(gamma, x), _t(beta, x)
+    x = as_float64(x)
+    gamma, beta = as_float64(gamma, like=x), as_float64(beta, like=x)
     mu = x.mean(0)  # [d]
     var = ((x - mu) ** 2).mean(0)  # [d], biased
     xhat = (x - mu) / torch.sqrt(var + eps)  # [n, d]
@@ -86,8 +81,8 @@ def batch_norm_backward(x, gamma, dy, eps: float = 1e-5):
 
     x, dy: [n, d]; gamma: [d]. Returns (dx [n, d], dgamma [d], dbeta [d]).
     """
-    x = _t(x)
-    gamma, dy = _t(gamma, x), _t(dy, x)
+    x = as_float64(x)
+    gamma, dy = as_float64(gamma, like=x), as_float64(dy, like=x)
     n = x.shape[0]
     mu = x.mean(0)
     sigma = torch.sqrt(((x - mu) ** 2).mean(0) + eps)  # [d]
@@ -108,8 +103,8 @@ def bn_linear_loss_grad(W, X, T, eps: float = 0.0):
 
     W: [k, d]; X: [n, d]; T: [n, k]. Returns (loss float, grad [k, d]).
     """
-    W = _t(W)
-    X, T = _t(X, W), _t(T, W)
+    W = as_float64(W)
+    X, T = as_float64(X, like=W), as_float64(T, like=W)
     n, k = X.shape[0], W.shape[0]
     Z = X @ W.T  # [n, k]
     ones = torch.ones(k, dtype=torch.float64, device=W.device)
@@ -162,7 +157,7 @@ def effective_init_std_and_lr(a, b, c: float, width: int, lr: float):
 
     a, b: [L+1]. Returns (std [L+1], lr [L+1]) float64 tensors.
     """
-    a, b = _t(a), _t(b)
+    a, b = as_float64(a), as_float64(b)
     n = float(width)
     std = n ** (-(a + b))
     lrs = lr * n ** (-(2 * a + c))
@@ -214,8 +209,8 @@ def coordinate_check(ws, X, y, a, c: float, lr: float, steps: int) -> dict:
     with std n^{-b_l}; X: [N, d]; y: [N]; a: [L+1]. The inputs are not
     modified. Returns {"feature_change": [steps], "output_change": [steps]}.
     """
-    ws = [_t(w).clone().requires_grad_(True) for w in ws]
-    X, y = _t(X, ws[0]), _t(y, ws[0])
+    ws = [as_float64(w).clone().requires_grad_(True) for w in ws]
+    X, y = as_float64(X, like=ws[0]), as_float64(y, like=ws[0])
     a = [float(v) for v in a]
     n = ws[0].shape[0]
     rate = lr * n ** (-c)
@@ -237,7 +232,7 @@ def coordinate_check(ws, X, y, a, c: float, lr: float, steps: int) -> dict:
 
 def loglog_slope(xs, ys) -> float:
     """Least-squares slope of log(ys) against log(xs) (a power-law exponent)."""
-    lx, ly = torch.log(_t(xs)), torch.log(_t(ys))
+    lx, ly = torch.log(as_float64(xs)), torch.log(as_float64(ys))
     lx = lx - lx.mean()
     return float((lx * (ly - ly.mean())).sum() / (lx * lx).sum())
 
@@ -262,8 +257,8 @@ def lazy_training_relative_change(W, v, X, y, alpha: float, lr: float, steps: in
 
     X: [N, d]; y: [N]. Returns ||W_T - W_0||_F / ||W_0||_F (float).
     """
-    W0 = _t(W)
-    v, X, y = _t(v, W0), _t(X, W0), _t(y, W0)
+    W0 = as_float64(W)
+    v, X, y = as_float64(v, like=W0), as_float64(X, like=W0), as_float64(y, like=W0)
     m = W0.shape[0]
     f0 = torch.relu(X @ W0.T) @ v / math.sqrt(m)  # [N]
     W = W0.clone()
@@ -293,8 +288,8 @@ def mean_field_two_layer(theta, X, y, lr: float, steps: int):
     theta: [N, 1 + d] (column 0 is a_j); X: [M, d]; y: [M].
     Returns (theta_T [N, 1 + d], risks [steps + 1]).
     """
-    th = _t(theta).clone()
-    X, y = _t(X, th), _t(y, th)
+    th = as_float64(theta).clone()
+    X, y = as_float64(X, like=th), as_float64(y, like=th)
     N, M = th.shape[0], X.shape[0]
     risks = []
     for t in range(steps + 1):

@@ -28,6 +28,8 @@ from itertools import accumulate
 import numpy as np
 import torch
 
+from sodl_ref.tensors import as_float64
+
 __all__ = [
     "kl_gaussian",
     "gaussian_entropy",
@@ -41,13 +43,6 @@ __all__ = [
     "kt_byte_probs",
     "bits_per_byte",
 ]
-
-
-def _t(x, like: torch.Tensor | None = None) -> torch.Tensor:
-    device = like.device if isinstance(like, torch.Tensor) else None
-    if isinstance(x, torch.Tensor):
-        return x.to(dtype=torch.float64, device=device if device is not None else x.device)
-    return torch.as_tensor(x, dtype=torch.float64, device=device)
 
 
 def _logdet_spd(L: torch.Tensor) -> torch.Tensor:
@@ -68,8 +63,8 @@ def kl_gaussian(mu1, cov1, mu2, cov2) -> float:
 
     mu: [d]; cov: [d, d] symmetric positive definite. Returns a float.
     """
-    mu1 = _t(mu1)
-    cov1, mu2, cov2 = _t(cov1, mu1), _t(mu2, mu1), _t(cov2, mu1)
+    mu1 = as_float64(mu1)
+    cov1, mu2, cov2 = as_float64(cov1, like=mu1), as_float64(mu2, like=mu1), as_float64(cov2, like=mu1)
     d = mu1.shape[0]
     L1 = torch.linalg.cholesky(cov1)  # [d, d]
     L2 = torch.linalg.cholesky(cov2)  # [d, d]
@@ -83,7 +78,7 @@ def kl_gaussian(mu1, cov1, mu2, cov2) -> float:
 def gaussian_entropy(cov) -> float:
     """Differential entropy of N(mu, cov) in nats: 1/2 log det(2 pi e cov)
     (Cover & Thomas 2006, Theorem 8.4.1). cov: [d, d]."""
-    cov = _t(cov)
+    cov = as_float64(cov)
     d = cov.shape[0]
     return float(0.5 * (d * math.log(2 * math.pi * math.e) + _logdet_spd(torch.linalg.cholesky(cov))))
 
@@ -92,7 +87,7 @@ def gaussian_mutual_information(cov, dx: int) -> float:
     """I(X; Y) in nats for a jointly Gaussian (X, Y) with X the first dx
     coordinates: 1/2 [log det S_xx + log det S_yy - log det S]
     (Cover & Thomas 2006, Section 8.5). cov: [dx + dy, dx + dy]."""
-    cov = _t(cov)
+    cov = as_float64(cov)
     lx = _logdet_spd(torch.linalg.cholesky(cov[:dx, :dx]))
     ly = _logdet_spd(torch.linalg.cholesky(cov[dx:, dx:]))
     lxy = _logdet_spd(torch.linalg.cholesky(cov))
@@ -102,7 +97,7 @@ def gaussian_mutual_information(cov, dx: int) -> float:
 def _gib_eig(cov, dx: int):
     """Eigen-decomposition behind the Gaussian IB. Returns (lambda [dx]
     ascending, V [dx, dx] left eigenvectors as columns, Sigma_x)."""
-    cov = _t(cov)
+    cov = as_float64(cov)
     Sx, Sxy, Sy = cov[:dx, :dx], cov[:dx, dx:], cov[dx:, dx:]
     Sx_y = Sx - Sxy @ torch.linalg.solve(Sy, Sxy.T)  # Sigma_{x|y}: [dx, dx]
     Lx = torch.linalg.cholesky(Sx)
@@ -173,8 +168,8 @@ def binned_mutual_information(x, y, bins: int = 10) -> float:
 
     x, y: [n]. Returns a float.
     """
-    x = _t(x).reshape(-1)
-    y = _t(y, x).reshape(-1)
+    x = as_float64(x).reshape(-1)
+    y = as_float64(y, like=x).reshape(-1)
     n = x.shape[0]
     ix, iy = _bin_index(x, bins), _bin_index(y, bins)
     joint = torch.bincount(ix * bins + iy, minlength=bins * bins).reshape(bins, bins)
@@ -279,7 +274,7 @@ def arithmetic_decode(bits, probs, n: int) -> list:
 def ideal_code_length(symbols, probs) -> float:
     """-sum_t log2 p_t(s_t) in bits (the Shannon code length of the
     sequence under the model). symbols: [n]; probs: [n, K] or [K]."""
-    p = _t(probs)
+    p = as_float64(probs)
     s = torch.as_tensor(symbols, dtype=torch.long, device=p.device).reshape(-1)
     if p.dim() == 1:
         p = p.expand(s.shape[0], -1)

@@ -23,6 +23,8 @@ import math
 
 import torch
 
+from sodl_ref.tensors import as_float64
+
 __all__ = [
     "hebbian_weights",
     "hopfield_energy",
@@ -34,18 +36,11 @@ __all__ = [
 ]
 
 
-def _t(x, like: torch.Tensor | None = None) -> torch.Tensor:
-    device = like.device if isinstance(like, torch.Tensor) else None
-    if isinstance(x, torch.Tensor):
-        return x.to(dtype=torch.float64, device=device if device is not None else x.device)
-    return torch.as_tensor(x, dtype=torch.float64, device=device)
-
-
 def hebbian_weights(patterns) -> torch.Tensor:
     """Hebb rule (Hopfield 1982; Amit et al. 1985 normalization):
     W = (1/N) sum_mu xi^mu xi^mu^T with zero diagonal.
     patterns: [P, N] of +-1. Returns W: [N, N] symmetric."""
-    xi = _t(patterns)
+    xi = as_float64(patterns)
     N = xi.shape[1]
     W = xi.T @ xi / N  # [N, N]
     return W.fill_diagonal_(0.0)
@@ -54,8 +49,8 @@ def hebbian_weights(patterns) -> torch.Tensor:
 def hopfield_energy(W, state) -> torch.Tensor:
     """E(s) = -1/2 s^T W s (Hopfield 1982, eq. 7). state: [N] or [B, N];
     returns a scalar tensor or [B]."""
-    W = _t(W)
-    s = _t(state, W)
+    W = as_float64(W)
+    s = as_float64(state, like=W)
     return -0.5 * ((s @ W) * s).sum(-1)
 
 
@@ -74,8 +69,8 @@ def hopfield_recall(W, state, steps: int, mode: str = "asynchronous") -> torch.T
     never increases). W: [N, N]; state: [N] or [B, N] of +-1.
     Returns the final state, same shape.
     """
-    W = _t(W)
-    s = _t(state, W).clone()
+    W = as_float64(W)
+    s = as_float64(state, like=W).clone()
     if mode == "synchronous":
         for _ in range(steps):
             s = _sign_keep(s @ W.T, s)  # [..., N]
@@ -93,8 +88,8 @@ def hopfield_recall(W, state, steps: int, mode: str = "asynchronous") -> torch.T
 def overlap(state, pattern) -> torch.Tensor:
     """Retrieval overlap m = (1/N) xi . s in [-1, 1] (Amit et al. 1985).
     state, pattern: [..., N] broadcastable. Returns [...]."""
-    s = _t(state)
-    xi = _t(pattern, s)
+    s = as_float64(state)
+    xi = as_float64(pattern, like=s)
     return (s * xi).sum(-1) / s.shape[-1]
 
 
@@ -128,8 +123,8 @@ def modern_hopfield_update(X, queries, beta: float) -> torch.Tensor:
     X: [P, d] stored patterns; queries: [q, d] (or [d]); beta > 0.
     Returns [q, d] (or [d]).
     """
-    X = _t(X)
-    Q = _t(queries, X)
+    X = as_float64(X)
+    Q = as_float64(queries, like=X)
     A = torch.softmax(beta * Q @ X.T, dim=-1)  # [q, P]
     return A @ X  # [q, d]
 
@@ -139,8 +134,8 @@ def modern_hopfield_energy(X, query, beta: float) -> torch.Tensor:
     M = max_i ||x_i|| (Ramsauer et al. 2021, eq. 2). X: [P, d]; query:
     [d] or [q, d]. Returns a scalar tensor or [q]. The update of
     ``modern_hopfield_update`` never increases it (their Theorem 1)."""
-    X = _t(X)
-    xi = _t(query, X)
+    X = as_float64(X)
+    xi = as_float64(query, like=X)
     P = X.shape[0]
     lse = torch.logsumexp(beta * xi @ X.T, dim=-1) / beta
     M = X.norm(dim=-1).max()
