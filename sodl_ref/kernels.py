@@ -131,12 +131,13 @@ def _kernel_recursion(x1, x2, depth, activation, weight_var, bias_var, with_ntk=
     x2 = as_float64(x2, device=x1.device)
     d = x1.shape[-1]
     # K^0 on the pairs and on each input's own diagonal.
-    k12 = bias_var + weight_var * (x1 @ x2.T) / d  # [n1, n2]
+    k12 = (x1 @ x2.T).mul_(weight_var / d).add_(bias_var)  # [n1, n2], in place: see _relu_recursion
     k11 = bias_var + weight_var * (x1 * x1).sum(-1) / d  # [n1]
     k22 = bias_var + weight_var * (x2 * x2).sum(-1) / d  # [n2]
-    theta = k12 if with_ntk else None
     if activation == "relu":
+        theta = k12.clone() if with_ntk else None
         return _relu_recursion(k11, k22, k12, theta, depth, weight_var, bias_var)
+    theta = k12 if with_ntk else None
     for _ in range(depth):
         e_phi, e_dphi = _dual(activation, k11[:, None], k22[None, :], k12)  # [n1, n2]
         e11, _ = _dual(activation, k11, k11, k11)  # [n1]
@@ -151,23 +152,32 @@ def _kernel_recursion(x1, x2, depth, activation, weight_var, bias_var, with_ntk=
 
 
 def _relu_recursion(k11, k22, k12, theta, depth, weight_var, bias_var):
-    """The ReLU case of :func:`_kernel_recursion`, in place on [n1, n2]
-    buffers: the same formulas as :func:`relu_dual` (Cho & Saul 2009), about
-    half the memory traffic, which is what bounds it."""
+    """The ReLU case of :func:`_kernel_recursion`: the same formulas as
+    :func:`relu_dual` (Cho & Saul 2009), in place. Overwrites ``k12`` and
+    ``theta`` ([n1, n2]).
+
+    Memory bounds it, and so does the first touch of fresh pages: every new
+    [n1, n2] float64 result would be a new mapping whose page faults cost
+    about as much as the arithmetic. So it allocates two work buffers once
+    and writes every step into them in place or with ``out=``; the norms
+    sqrt(k11 k22) are applied as row and column factors, never as a matrix.
+    """
     scale = weight_var / (2 * math.pi)
-    k12 = k12.clone()
-    theta = theta.clone() if theta is not None else None
+    aux = torch.empty_like(k12)  # sin t, then K^l
+    pmt = torch.empty_like(k12)  # pi - t
     for _ in range(depth):
-        norm = torch.outer(k11.sqrt(), k22.sqrt())  # [n1, n2]
-        cos_t = k12.div_(norm)  # reuses K^{l-1}'s buffer; |cos_t| may exceed 1 by rounding:
-        sin_t = torch.mul(cos_t, cos_t).neg_().add_(1.0).clamp_(min=0.0).sqrt_()  # then sin_t = 0
-        pi_minus_t = torch.atan2(sin_t, cos_t.neg())  # pi - arccos(c) = arccos(-c), in [0, pi]
-        # K^l = b + w/(2 pi) * norm * (sin t + (pi - t) cos t)
-        k12 = torch.addcmul(sin_t, pi_minus_t, cos_t).mul_(norm).mul_(scale)
+        root11, root22 = k11.sqrt()[:, None], k22.sqrt()[None, :]
+        cos_t = k12.div_(root11).div_(root22)  # |cos t| may exceed 1 by rounding; then sin t = 0 below
+        sin_t = torch.mul(cos_t, cos_t, out=aux).neg_().add_(1.0).clamp_(min=0.0).sqrt_()
+        neg_cos = cos_t.neg_()
+        torch.atan2(sin_t, neg_cos, out=pmt)  # pi - arccos(c) = arccos(-c), in [0, pi]
+        # K^l = b + w/(2 pi) * sqrt(k11 k22) * (sin t + (pi - t) cos t), into sin t's buffer
+        k_next = sin_t.addcmul_(pmt, neg_cos, value=-1.0).mul_(root11 * scale).mul_(root22)
         if bias_var:
-            k12.add_(bias_var)
+            k_next.add_(bias_var)
         if theta is not None:  # Theta^l = K^l + w (pi - t)/(2 pi) Theta^{l-1}
-            theta = torch.add(k12, theta.mul_(pi_minus_t), alpha=scale)
+            torch.add(k_next, theta.mul_(pmt), alpha=scale, out=theta)
+        k12, aux = k_next, k12  # the cos t buffer is free for the next sin t
         # the diagonal: t = 0, so E[relu(u)^2] = k / 2
         k11 = bias_var + weight_var * k11 / 2
         k22 = bias_var + weight_var * k22 / 2

@@ -70,6 +70,26 @@ def test_nngp_shapes_dtype_symmetry_and_k0_convention():
     assert torch.allclose(K.ntk(x1, x2, 0, weight_var=1.7, bias_var=0.2), 0.2 + 1.7 * x1 @ x2.T / 3, rtol=1e-14)
 
 
+def test_relu_in_place_recursion_equals_the_layer_formula_with_relu_dual():
+    """The in-place ReLU recursion against the recursion written out with
+    :func:`relu_dual` (Jacot et al. 2018; Arora et al. 2019, eq. 7), with a
+    bias and x1 != x2; the inputs are left untouched."""
+    x1, x2 = _inputs(5, 3, 2), _inputs(7, 3, 3)
+    x1_copy, x2_copy = x1.clone(), x2.clone()
+    wv, bv, depth = 1.5, 0.3, 3
+    k12, k11, k22 = bv + wv * x1 @ x2.T / 3, bv + wv * (x1**2).sum(1) / 3, bv + wv * (x2**2).sum(1) / 3
+    theta = k12
+    for _ in range(depth):
+        e_phi, e_dphi = K.relu_dual(k11[:, None], k22[None, :], k12)
+        k12 = bv + wv * e_phi
+        theta = k12 + wv * e_dphi * theta
+        k11 = bv + wv * K.relu_dual(k11, k11, k11)[0]
+        k22 = bv + wv * K.relu_dual(k22, k22, k22)[0]
+    assert torch.allclose(K.nngp(x1, x2, depth, "relu", wv, bv), k12, rtol=1e-12, atol=0)
+    assert torch.allclose(K.ntk(x1, x2, depth, "relu", wv, bv), theta, rtol=1e-12, atol=0)
+    assert torch.equal(x1, x1_copy) and torch.equal(x2, x2_copy)
+
+
 def test_nngp_relu_he_init_preserves_the_diagonal_lee_2018():
     """weight_var = 2, bias_var = 0 (He init): K^l(x, x) = K^0(x, x) at every
     depth (Lee et al. 2018, eq. 11 at theta = 0: E[relu(u)^2] = K/2)."""
