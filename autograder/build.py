@@ -8,13 +8,13 @@ from pathlib import Path
 
 import nbformat
 
-from autograder.config import AssignmentConfig
+from autograder.config import AssignmentConfig, GradingConfig
 from autograder.course import Week
 from autograder.grade import PackagedAssignment, content_hash
 from autograder.gradescope_env import write_zip
 from autograder.master import Master
 from autograder.mutants import Mutant, load_mutants
-from autograder.notebooks import grading_cells, make_notebook
+from autograder.notebooks import grading_cells, make_notebook, top_level_imports
 from autograder.records import Assignment
 
 
@@ -55,7 +55,19 @@ def package(master: Master, config: AssignmentConfig, key_cells: list[str], muta
     the answer key's graded cells and the catalogue of mistakes."""
     assignment = Assignment(config.name, config.title, tuple(master.questions),
                             config.hidden_visibility, config.show_stdout)
-    return PackagedAssignment(assignment, config.grading, tuple(key_cells), tuple(mutants))
+    return PackagedAssignment(assignment, with_notebook_preload(config.grading, key_cells),
+                              tuple(key_cells), tuple(mutants))
+
+
+def with_notebook_preload(grading: GradingConfig, key_cells: list[str]) -> GradingConfig:
+    """``grading`` with the answer key's own top-level imports added to the
+    zygote's preload (every submission runs the same import cell; importing
+    matplotlib.pyplot alone costs each sandbox about 0.4 s). ``otter`` is
+    stubbed in the sandbox and hidden packages stay hidden."""
+    hidden = tuple(grading.hidden_packages) + ("otter", "autograder")
+    extra = [m for m in top_level_imports(key_cells)
+             if m not in grading.preload and not any(m == h or m.startswith(h + ".") for h in hidden)]
+    return replace(grading, preload=tuple(grading.preload) + tuple(extra))
 
 
 def write_notebook(nb, path: Path) -> Path:

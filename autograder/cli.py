@@ -13,15 +13,20 @@ import sys
 import time
 from pathlib import Path
 
-from autograder import course
+# Imports of the subcommands stay inside them: `sodl grade` of one submission
+# is dominated by start-up, and it needs neither nbformat nor the course.
 
 
 def _weeks(args):
+    from autograder import course
+
     root = course.find_root()
     return root, course.select(root, args.weeks, args.all)
 
 
 def cmd_list(args) -> int:
+    from autograder import course
+
     root = course.find_root()
     items = []
     for w in course.weeks(root):
@@ -166,6 +171,7 @@ def cmd_check(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    from autograder import course
     from autograder.demo import run_demo
 
     return run_demo(course.find_root(), Path(args.out), execute=args.execute)
@@ -246,5 +252,18 @@ def main(argv=None) -> int:
         return 2
 
 
+def run() -> None:
+    """The ``sodl`` console command: ``main``, then :func:`exit_now`."""
+    from autograder.shutdown import exit_now
+
+    try:
+        code = main()
+    except SystemExit as e:  # argparse's --help and usage errors
+        if not isinstance(e.code, (int, type(None))):
+            print(e.code, file=sys.stderr)
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    exit_now(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

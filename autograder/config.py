@@ -37,8 +37,9 @@ class GradingConfig:
     max_output_kb: int = _key(64, "printed output kept per submission (KB); the rest is dropped")
     sandbox_user: str = _key("sodl-student", "unprivileged account that runs student code when grading as root")
     hidden_packages: tuple = _key((), "packages whose files student code must not see (e.g. the reference library)")
-    preload: tuple = _key(("numpy", "scipy", "scipy.linalg", "scipy.special", "torch", "torch.nn"),
-                          "modules the zygote imports once for every sandbox (others are imported lazily, read-only)")
+    preload: tuple = _key(("numpy", "torch"),
+                          "modules the zygote imports once for every sandbox, besides the answer key's own "
+                          "top-level imports, which the build adds (others are imported lazily, read-only)")
 
 
 @dataclass(frozen=True)

@@ -164,4 +164,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from autograder.shutdown import exit_now
+
+    exit_now(main())

@@ -5,11 +5,12 @@ from __future__ import annotations
 import ast
 import hashlib
 import re
-
-import nbformat
+from typing import TYPE_CHECKING
 
 from autograder.config import AssignmentConfig
-from autograder.master import Master
+
+if TYPE_CHECKING:  # parsing masters (nbformat) is not needed to grade
+    from autograder.master import Master
 
 IGNORE_TAG = "otter_ignore"
 _BEGIN = re.compile(r"^(\s*)#\s*BEGIN SOLUTION(\s+NO PROMPT)?\s*$")
@@ -76,6 +77,8 @@ def _cell_id(*parts: str) -> str:
 
 
 def _code(source: str, key: str, tags=()) -> nbformat.NotebookNode:
+    import nbformat
+
     cell = nbformat.v4.new_code_cell(source)
     cell.id = _cell_id("code", key, source)
     if tags:
@@ -85,6 +88,8 @@ def _code(source: str, key: str, tags=()) -> nbformat.NotebookNode:
 
 def make_notebook(master: Master, config: AssignmentConfig, with_solutions: bool) -> nbformat.NotebookNode:
     """The student notebook (``with_solutions=False``) or the answer key."""
+    import nbformat  # here, not at the top: grading needs only grading_cells
+
     nb = nbformat.v4.new_notebook()
     nb.metadata = {
         "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
@@ -147,3 +152,23 @@ def grading_cells(nb: dict) -> list[str]:
         if isinstance(src, str) and src.strip():
             out.append(src)
     return out
+
+
+def top_level_imports(cells: list[str]) -> list[str]:
+    """Modules the cells import at their top level, in order of first
+    appearance: ``import a.b`` gives ``a.b``; ``from a import b`` gives ``a``
+    and ``a.b`` (which may not be a module; the zygote skips what it cannot
+    import). Relative imports and cells that do not parse are skipped."""
+    found: dict[str, None] = {}
+    for src in cells:
+        try:
+            tree = ast.parse(src)
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.Import):
+                found.update(dict.fromkeys(alias.name for alias in node.names))
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                found[node.module] = None
+                found.update(dict.fromkeys(f"{node.module}.{alias.name}" for alias in node.names if alias.name != "*"))
+    return list(found)

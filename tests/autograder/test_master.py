@@ -75,3 +75,19 @@ def test_doctest_conversion_keeps_compound_statements():
     doc = to_doctest(code)
     assert doc.splitlines() == [">>> import numpy as np", ">>> for i in range(2):", "...     assert i < 2",
                                 "... ", ">>> assert np.isclose(1, 1)"]
+
+
+def test_top_level_imports_of_the_key_are_preloaded_but_not_otter_or_hidden_packages():
+    from autograder.build import with_notebook_preload
+    from autograder.config import GradingConfig
+    from autograder.notebooks import top_level_imports
+
+    cells = ["import otter\ngrader = otter.Notebook('w.ipynb')",
+             "import numpy as np, scipy.linalg\nfrom matplotlib import pyplot as plt\nfrom . import local",
+             "def f():\n    import json  # not at the top level\n",
+             "from sodl_ref.kernels import ntk\nimport sodl_ref",
+             "this is not python("]
+    assert top_level_imports(cells) == ["otter", "numpy", "scipy.linalg", "matplotlib", "matplotlib.pyplot",
+                                        "sodl_ref.kernels", "sodl_ref.kernels.ntk", "sodl_ref"]
+    g = with_notebook_preload(GradingConfig(preload=("numpy", "torch"), hidden_packages=("sodl_ref",)), cells)
+    assert g.preload == ("numpy", "torch", "scipy.linalg", "matplotlib", "matplotlib.pyplot")
