@@ -1,8 +1,9 @@
 """Plain data across the sandbox boundary: framing, encoding, decoding.
 
-Values travel as a JSON tree plus binary blobs in numpy's ``.npy`` format.
-Decoding builds fresh objects of exact builtin, numpy or torch types from
-that data (``np.load(allow_pickle=False)``), so whatever a student's object
+Values travel as a JSON tree plus binary blobs: an array is its raw bytes,
+with its dtype and shape in the tree. Decoding builds fresh objects of exact
+builtin, numpy or torch types from that data (plain dtypes only, never
+``object``), so whatever a student's object
 claimed to be (a float subclass with a lying ``__eq__``, an ndarray with a
 forged ``__array_ufunc__``), the trusted side only ever holds genuine
 values. Anything that is not data is sent as a handle (an id into the
@@ -11,8 +12,8 @@ unpickled.
 """
 from __future__ import annotations
 
-import io
 import json
+import math
 import os
 import struct
 from dataclasses import dataclass
@@ -45,30 +46,28 @@ class Handle:
 # framing: [8-byte length][JSON header][8-byte length][blob]...
 
 
-def write_message(fd: int, obj: dict, blobs: list[bytes] | None = None) -> None:
-    """Write one message (a JSON-able dict plus optional binary blobs) to ``fd``."""
-    blobs = blobs or []
-    head = json.dumps({"msg": obj, "blobs": [len(b) for b in blobs]}).encode()
-    parts = [_HEADER.pack(len(head)), head]
-    for b in blobs:
-        parts.append(b)
-    view = memoryview(b"".join(parts))
-    while view:
-        view = view[os.write(fd, view[: 1 << 20]):]
+def write_message(fd: int, obj: dict, blobs: list | None = None) -> None:
+    """Write one message (a JSON-able dict plus optional binary blobs, any
+    bytes-like objects) to ``fd``."""
+    blobs = [memoryview(b).cast("B") for b in blobs or []]
+    head = json.dumps({"msg": obj, "blobs": [b.nbytes for b in blobs]}).encode()
+    for part in [memoryview(_HEADER.pack(len(head)) + head), *blobs]:
+        while part:
+            part = part[os.write(fd, part[: 1 << 20]):]
 
 
-def read_exact(fd: int, n: int) -> bytes:
-    chunks, got = [], 0
+def read_exact(fd: int, n: int) -> bytearray:
+    buf = bytearray(n)
+    view, got = memoryview(buf), 0
     while got < n:
-        chunk = os.read(fd, min(n - got, 1 << 20))
-        if not chunk:
+        k = os.readv(fd, [view[got: got + (1 << 20)]])
+        if not k:
             raise EOFError("the other side closed the channel")
-        chunks.append(chunk)
-        got += len(chunk)
-    return b"".join(chunks)
+        got += k
+    return buf
 
 
-def read_message(fd: int) -> tuple[dict, list[bytes]]:
+def read_message(fd: int) -> tuple[dict, list[bytearray]]:
     """Read one message written by :func:`write_message`."""
     (n,) = _HEADER.unpack(read_exact(fd, _HEADER.size))
     if n > MAX_FRAME_BYTES:
@@ -90,20 +89,31 @@ def read_message(fd: int) -> tuple[dict, list[bytes]]:
 # values
 
 
-def _npy_bytes(arr: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, arr, allow_pickle=False)
-    return buf.getvalue()
+MAX_NDIM = 32
 
 
-def _npy_load(blob: bytes) -> np.ndarray:
+def _plain_dtype(arr: np.ndarray) -> bool:
+    """Whether an array's dtype travels as ``dtype.str`` (numbers, booleans,
+    strings, dates; not objects, not records)."""
+    dt = arr.dtype
+    return not dt.hasobject and dt.fields is None and dt.subdtype is None and np.dtype(dt.str) == dt
+
+
+def _array(tree, blobs) -> np.ndarray:
+    """A fresh, writable array from a tree's dtype and shape and its blob."""
+    blob = _blob(blobs, tree)
     try:
-        arr = np.load(io.BytesIO(blob), allow_pickle=False)
-    except Exception as e:  # a malformed blob is the sender's fault
-        raise WireError(f"malformed array: {type(e).__name__}") from None
-    if type(arr) is not np.ndarray or arr.dtype.hasobject:
+        dt = np.dtype(str(tree["dtype"]))
+    except TypeError:
+        raise WireError("malformed array dtype") from None
+    if dt.hasobject or dt.fields is not None or dt.subdtype is not None:
         raise WireError("arrays must be plain numeric arrays")
-    return arr
+    shape = tuple(_list(tree["shape"]))
+    if len(shape) > MAX_NDIM or any(type(d) is not int or d < 0 for d in shape):
+        raise WireError("malformed array shape")
+    if math.prod(shape) * dt.itemsize != len(blob):
+        raise WireError("array shape and data disagree")
+    return np.frombuffer(blob, dtype=dt).reshape(shape).copy()  # a copy: one blob, one owner
 
 
 def _torch():
@@ -121,9 +131,11 @@ class Encoder:
         self.blobs: list[bytes] = []
         self.make_handle = make_handle
 
-    def blob(self, arr: np.ndarray) -> int:
-        self.blobs.append(_npy_bytes(arr))
-        return len(self.blobs) - 1
+    def array(self, arr: np.ndarray, tag: str) -> dict:
+        if not arr.flags.c_contiguous:
+            arr = arr.copy(order="C")
+        self.blobs.append(arr.reshape(-1).view(np.uint8) if arr.size else b"")
+        return {"__t__": tag, "blob": len(self.blobs) - 1, "dtype": arr.dtype.str, "shape": list(arr.shape)}
 
     def encode(self, x, depth: int = 0):
         if depth > MAX_DEPTH:
@@ -140,7 +152,8 @@ class Encoder:
         if x is Ellipsis:
             return {"__t__": "ellipsis"}
         if t is bytes:
-            return {"__t__": "bytes", "blob": self.blob(np.frombuffer(x, dtype=np.uint8))}
+            self.blobs.append(x)
+            return {"__t__": "bytes", "blob": len(self.blobs) - 1}
         if t is list or t is tuple:
             items = [self.encode(v, depth + 1) for v in x]
             return items if t is list else {"__t__": "tuple", "v": items}
@@ -150,10 +163,10 @@ class Encoder:
                 "k": [self.encode(k, depth + 1) for k in x.keys()],
                 "v": [self.encode(v, depth + 1) for v in x.values()],
             }
-        if t is np.ndarray and not x.dtype.hasobject:
-            return {"__t__": "ndarray", "blob": self.blob(x)}
-        if isinstance(x, np.generic) and t.__module__ == "numpy" and not isinstance(x, np.object_):
-            return {"__t__": "npscalar", "blob": self.blob(np.asarray(x))}
+        if t is np.ndarray and _plain_dtype(x):
+            return self.array(x, "ndarray")
+        if isinstance(x, np.generic) and t.__module__ == "numpy" and _plain_dtype(np.asarray(x)):
+            return self.array(np.asarray(x), "npscalar")
         torch = _torch()
         if torch is not None and t in (torch.Tensor, torch.nn.Parameter):
             return self._tensor(torch, x)
@@ -166,7 +179,9 @@ class Encoder:
         dtype = str(x.dtype).removeprefix("torch.")
         if x.dtype in (torch.bfloat16,):
             x = x.to(torch.float32)
-        return {"__t__": "tensor", "dtype": dtype, "blob": self.blob(x.contiguous().numpy())}
+        tree = self.array(x.contiguous().numpy(), "tensor")
+        tree["torch_dtype"] = dtype
+        return tree
 
 
 def decode(tree, blobs: list[bytes], handle_factory=None, depth: int = 0):
@@ -207,20 +222,19 @@ def decode(tree, blobs: list[bytes], handle_factory=None, depth: int = 0):
                 raise WireError("malformed dict")
             return dict(zip(keys, vals))
         if tag == "bytes":
-            return _npy_load(_blob(blobs, tree)).astype(np.uint8).tobytes()
+            return bytes(_blob(blobs, tree))
         if tag == "ndarray":
-            return _npy_load(_blob(blobs, tree))
+            return _array(tree, blobs)
         if tag == "npscalar":
-            arr = _npy_load(_blob(blobs, tree))
+            arr = _array(tree, blobs)
             if arr.ndim != 0:
                 raise WireError("malformed numpy scalar")
             return arr[()]
         if tag == "tensor":
             import torch
 
-            arr = _npy_load(_blob(blobs, tree))
-            out = torch.from_numpy(arr.copy())
-            dtype = getattr(torch, str(tree["dtype"]), None)
+            out = torch.from_numpy(_array(tree, blobs))
+            dtype = getattr(torch, str(tree["torch_dtype"]), None)
             if isinstance(dtype, torch.dtype) and dtype != out.dtype:
                 out = out.to(dtype)
             return out

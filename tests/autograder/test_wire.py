@@ -81,3 +81,25 @@ def test_framing_roundtrip_over_a_pipe():
     os.close(w)
     with pytest.raises(EOFError):
         wire.read_message(r)
+
+
+@pytest.mark.parametrize("dtype, shape, nbytes", [
+    ("|O", [1], 8),  # objects are never data
+    ("<f8", [3], 16),  # the shape and the bytes disagree
+    ("<f8", [-1], 8),
+    ("[('a', '<f8')]", [1], 8),
+    ("not a dtype", [1], 8),
+])
+def test_arrays_with_object_dtypes_or_inconsistent_shapes_are_refused(dtype, shape, nbytes):
+    with pytest.raises(wire.WireError):
+        wire.decode({"__t__": "ndarray", "blob": 0, "dtype": dtype, "shape": shape}, [bytearray(nbytes)])
+
+
+def test_arrays_of_every_plain_dtype_and_empty_ones_roundtrip_writable():
+    for arr in (np.arange(6, dtype=np.int16).reshape(2, 3).T, np.array(["ab", "c"]), np.zeros((0, 4)),
+                np.array(3.5), np.array([True, False]), np.arange(4, dtype=np.complex64)):
+        out = _roundtrip(arr)
+        assert type(out) is np.ndarray and out.dtype == arr.dtype and np.array_equal(out, arr)
+        out[...] = out  # writable
+    ten = _roundtrip(torch.arange(6, dtype=torch.bfloat16).reshape(2, 3)[:, 1:])
+    assert ten.dtype == torch.bfloat16 and ten.tolist() == [[1, 2], [4, 5]]
