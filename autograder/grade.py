@@ -168,6 +168,7 @@ def grade_cells(packaged: PackagedAssignment, cells: list[str], name: str, slot:
     finally:
         sandbox.close()
         result.peak_memory_mb = sandbox.peak_memory_mb
+        result.student_seconds = sandbox.student_seconds
     if diagnose_mistakes and packaged.mutants and packaged.key_cells and recordings:
         replay = Sandbox(limits, user, slot=slot, cells=list(packaged.key_cells))
         found = diagnose(replay, recordings, list(packaged.mutants), question_timeout or g.question_timeout,
@@ -274,7 +275,9 @@ def grade_batch(zip_path: Path, submissions: list[Path], out: Path, jobs: int = 
         if error:
             failures.append(error)
         todo = []
-    with workers.pool(jobs if todo else 1) as executor:
+    with workers.pool(jobs if todo else 1, tuple(packaged.grading.preload)) as executor:
+        if len(submissions) > 1:  # the charts' import, on a core that is idle while the fork server imports
+            report.import_plotting()
         try:
             with tqdm(total=len(submissions), initial=len(submissions) - len(todo), unit="sub",
                       desc=f"grading {packaged.assignment.name}", disable=not progress) as bar:

@@ -150,6 +150,9 @@ class SubmissionResult:
         flags: things a TA may want to look at (attempts to tamper); flags, not verdicts.
         peak_memory_mb: the sandbox's peak resident memory.
         grader_memory_mb: the grading process's own peak resident memory.
+        student_seconds: seconds the sandbox spent in the student's own code
+            (executing cells, and the calls the tests made), for accounting
+            only: reported by the sandbox, capped by the grader's clock.
     """
 
     name: str
@@ -162,6 +165,7 @@ class SubmissionResult:
     flags: list[str] = field(default_factory=list)
     peak_memory_mb: float = 0.0
     grader_memory_mb: float = 0.0
+    student_seconds: float = 0.0
 
     @property
     def score(self) -> float:

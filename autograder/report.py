@@ -67,7 +67,8 @@ def sidecar(result: SubmissionResult) -> dict:
     """What the gradebook needs beyond Gradescope's schema."""
     return {"content_hash": result.content_hash, "flags": result.flags,
             "mistakes": {q.question.name: q.mistake for q in result.questions if q.mistake},
-            "peak_memory_mb": round(result.peak_memory_mb, 1)}
+            "peak_memory_mb": round(result.peak_memory_mb, 1),
+            "execution_time": round(result.execution_time, 4), "student_seconds": round(result.student_seconds, 4)}
 
 
 @dataclass
@@ -143,13 +144,21 @@ def write_gradebook(out: Path, rows: list[Row], questions: list[str], blank_hash
     return path
 
 
-def summarize(out: Path, rows: list[Row], questions: list[str]) -> str:
-    """Write ``summary.md``, ``scores.png`` and ``mistakes.png``; return the summary text."""
+def import_plotting():
+    """matplotlib's pyplot, drawing to files (Agg); imported on first use."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def summarize(out: Path, rows: list[Row], questions: list[str]) -> str:
+    """Write ``summary.md``, ``scores.png`` and ``mistakes.png``; return the summary text."""
     import numpy as np
+
+    plt = import_plotting()
 
     lines = [f"# Batch summary ({len(rows)} submissions)", "", "| question | mean | median | full marks |",
              "|---|---|---|---|"]

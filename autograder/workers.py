@@ -16,25 +16,63 @@ import sys
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import forkserver
 
 _CONTEXT = None
 
 
-def pool(jobs: int) -> ProcessPoolExecutor:
-    """A pool of ``jobs`` grading worker processes."""
+def pool(jobs: int, preload: tuple[str, ...] = ()) -> ProcessPoolExecutor:
+    """A pool of ``jobs`` grading worker processes.
+
+    ``preload``: the sandbox zygote's modules (``GradingConfig.preload``).
+    The fork server imports them once, with the sandbox's environment, and
+    each worker forks its zygote from itself on start-up, before it has
+    seen any submission or test: no worker or zygote imports torch again.
+    """
     global _CONTEXT
     if _CONTEXT is None:
         _CONTEXT = multiprocessing.get_context("forkserver")
-        _CONTEXT.set_forkserver_preload(["autograder.grade", "numpy"])
+        _CONTEXT.set_forkserver_preload(["autograder.fork_server", "autograder.grade", *preload])
+        saved = {k: os.environ.get(k) for k in SERVER_ENV}
+        os.environ.update(SERVER_ENV)
+        try:
+            forkserver.ensure_running()
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+    threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
     return ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=_CONTEXT, initializer=_worker_init,
-                               initargs=(os.getpid(),))
+                               initargs=(os.getpid(), threads, tuple(preload)))
 
 
-def _worker_init(grader_pid: int) -> None:
+# What the fork server (and so every zygote forked below it) runs with, as a
+# zygote started on its own would (``client._sandbox_env``): string hashing
+# is the same in every sandbox, and matplotlib draws without a display.
+SERVER_ENV = {"PYTHONHASHSEED": "0", "MPLBACKEND": "Agg"}
+
+
+def _worker_init(grader_pid: int, threads: int, preload: tuple[str, ...]) -> None:
+    from autograder.harness.client import SandboxLimits, Zygote
+
+    # First, while this process holds nothing a student may see and runs
+    # no other thread: the zygote of this worker's slot (0), forked.
+    Zygote.for_slot(0, preload, SandboxLimits.startup_timeout, fork=True)
     # A terminated worker exits through Python, so its zygote and sandboxes
     # are killed by the atexit clean-up instead of being orphaned.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     threading.Thread(target=_exit_with, args=(grader_pid,), daemon=True).start()
+    # The tests' own torch work gets this worker's share of the cores: with
+    # a thread per core in every worker, idle OpenMP threads spin on cores
+    # the other workers need.
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.set_num_threads(threads)
 
 
 def _exit_with(grader_pid: int) -> None:
@@ -57,7 +95,7 @@ def _exit_with(grader_pid: int) -> None:
 def stop(executor: ProcessPoolExecutor) -> None:
     """Cancel what has not started and terminate the workers (after Ctrl-C or kill)."""
     executor.shutdown(wait=False, cancel_futures=True)
-    for proc in list(getattr(executor, "_processes", {}).values()):
+    for proc in list((getattr(executor, "_processes", None) or {}).values()):
         try:
             proc.terminate()
         except (OSError, AttributeError):

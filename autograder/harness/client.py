@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import atexit
 import json
+import math
 import os
 import queue
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -89,14 +91,30 @@ class Zygote:
     _by_key: dict = {}
     _lock = threading.Lock()
 
-    def __init__(self, preload: tuple[str, ...], startup_timeout: float):
-        """Start the zygote; it imports in the background until ``wait_ready``."""
+    def __init__(self, preload: tuple[str, ...], startup_timeout: float, fork: bool = False):
+        """Start the zygote; it imports in the background until ``wait_ready``.
+
+        ``fork=True`` forks it from this process instead of starting a new
+        interpreter: instant when this process has imported the preload
+        modules, and allowed only while this process holds nothing a
+        student may see (a grading worker before its first submission:
+        see ``workers``)."""
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "autograder.harness.zygote", str(child.fileno())],
-            pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, env=_sandbox_env(), cwd="/", start_new_session=True,
-        )
+        if fork:
+            env = _sandbox_env()
+            pid = os.fork()
+            if pid == 0:
+                from autograder.harness import zygote
+
+                parent.close()
+                zygote.serve_forked(child.fileno(), env)
+            self.proc = _ForkedProcess(pid)
+        else:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "autograder.harness.zygote", str(child.fileno())],
+                pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL, env=_sandbox_env(), cwd="/", start_new_session=True,
+            )
         child.close()
         self.sock = parent
         self.startup_timeout = startup_timeout
@@ -120,14 +138,16 @@ class Zygote:
         self.ready = True
 
     @classmethod
-    def for_slot(cls, slot: int, preload: tuple[str, ...], startup_timeout: float) -> "Zygote":
+    def for_slot(cls, slot: int, preload: tuple[str, ...], startup_timeout: float, fork: bool = False) -> "Zygote":
         """The slot's zygote, started if needed (not waited for: callers may
-        do their own imports meanwhile; ``spawn`` waits)."""
+        do their own imports meanwhile; ``spawn`` waits). ``fork``: see
+        ``__init__``; a zygote that has to be replaced later is always
+        started as a new interpreter."""
         key = (slot, tuple(preload))
         with cls._lock:
             z = cls._by_key.get(key)
             if z is None or z.proc.poll() is not None:
-                z = cls._by_key[key] = cls(tuple(preload), startup_timeout)
+                z = cls._by_key[key] = cls(tuple(preload), startup_timeout, fork=fork and z is None)
             return z
 
     def spawn(self, fds: list[int]) -> int:
@@ -155,6 +175,31 @@ class Zygote:
 atexit.register(Zygote.shutdown_all)
 
 
+class _ForkedProcess:
+    """What ``Zygote`` uses of ``subprocess.Popen``, for a forked zygote."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.returncode = None
+
+    def poll(self):
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                self.returncode = -1
+            else:
+                if pid:
+                    self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def kill(self) -> None:
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 @dataclass
 class Sandbox:
     """One untrusted process executing one notebook."""
@@ -174,6 +219,7 @@ class Sandbox:
 
     def __post_init__(self):
         self.peak_memory_mb = 0.0
+        self.student_seconds = 0.0  # in the student's code: cells and calls (see _count_student_time)
         self.zygote = None
         self.pid = None
         self._replies: queue.Queue = queue.Queue()
@@ -247,8 +293,11 @@ class Sandbox:
                 raise GraderFailure(f"sandbox set-up failed: {msg.get('error')}")
             if event == "cell_start":
                 current = int(msg["index"])
+                cell_started = time.monotonic()
                 wait = min(lim.cell_timeout, max(0.1, deadline - time.monotonic()))
             elif event == "cell_done":
+                if current is not None:
+                    self._count_student_time(msg, time.monotonic() - cell_started)
                 err = msg.get("error")
                 if err:
                     info = StudentError(err).info
@@ -286,6 +335,7 @@ class Sandbox:
         """
         if self.zygote is None:
             raise SandboxDied("the sandbox is not running")
+        sent = time.monotonic()
         try:
             wire.write_message(self.req_fd, msg, blobs)
         except OSError as e:
@@ -296,9 +346,19 @@ class Sandbox:
         except (SandboxTimeout, SandboxDied):
             self.close()  # a dead or hung sandbox is restarted by the next question
             raise
+        self._count_student_time(reply, time.monotonic() - sent)
         if "error" in reply:
             raise StudentError(reply["error"])
         return reply
+
+    def _count_student_time(self, msg: dict, wall: float) -> None:
+        """Add the seconds the sandbox says a cell or call spent in student
+        code. The sandbox is untrusted, so the claim is capped by the wall
+        time measured here; it is for accounting (how much of grading is
+        the student's own computation) and never affects a grade."""
+        claimed = msg.get("seconds")
+        if type(claimed) in (int, float) and math.isfinite(claimed):
+            self.student_seconds += min(max(float(claimed), 0.0), wall)
 
     def _next(self, timeout: float) -> dict:
         try:

@@ -13,6 +13,7 @@ import os
 import sys
 import traceback
 import types
+from time import perf_counter as _clock  # bound before student code can patch `time`
 
 from autograder.harness import wire
 
@@ -74,12 +75,12 @@ class Server:
             raise wire.WireError("unknown handle")
         return self.handles[h.id]
 
-    def reply_value(self, value) -> None:
+    def reply_value(self, value, seconds: float = 0.0) -> None:
         tree, blobs = wire.encode_value(value, self.make_handle)
-        self.send({"ok": tree}, blobs)
+        self.send({"ok": tree, "seconds": seconds}, blobs)
 
-    def reply_error(self, exc: BaseException) -> None:
-        self.send({"error": describe_exception(exc)})
+    def reply_error(self, exc: BaseException, seconds: float = 0.0) -> None:
+        self.send({"error": describe_exception(exc), "seconds": seconds})
 
     # -- notebook execution ----------------------------------------------------
     def run_cells(self, cells: list[dict]) -> None:
@@ -87,13 +88,15 @@ class Server:
             idx = cell["index"]
             self.send({"event": "cell_start", "index": idx})
             error = None
+            started = _clock()
             try:
                 code = compile(strip_magics(cell["source"]), f"<cell {idx}>", "exec")
                 exec(code, self.namespace)
             except BaseException as e:  # noqa: BLE001 - student code may raise anything
                 error = describe_exception(e)
+            seconds = _clock() - started
             _flush_output()
-            self.send({"event": "cell_done", "index": idx, "error": error})
+            self.send({"event": "cell_done", "index": idx, "error": error, "seconds": seconds})
 
     def names(self) -> dict[str, str]:
         kinds = {}
@@ -113,17 +116,19 @@ class Server:
             op = msg.get("op")
             if op == "bye":
                 return
+            started = _clock()  # the seconds in student code, for the grader's accounting
             try:
                 result = self.dispatch(op, msg, blobs)
             except wire.WireError as e:
                 self.send({"error": {"type": "WireError", "message": str(e), "traceback": ""}})
                 continue
             except BaseException as e:  # noqa: BLE001
-                self.reply_error(e)
+                self.reply_error(e, _clock() - started)
                 continue
+            seconds = _clock() - started
             _flush_output()
             try:
-                self.reply_value(result)
+                self.reply_value(result, seconds)
             except BaseException as e:  # noqa: BLE001 - encoding a student object can fail
                 self.send({"error": {"type": "WireError",
                                      "message": f"the result could not be sent back: {_safe_str(e)}",

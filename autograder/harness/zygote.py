@@ -9,7 +9,8 @@ session, drops privileges and becomes a sandbox server (``sandbox``).
 The zygote is a child subreaper, so every descendant of a submission,
 detached ones included, stays findable below it until it is killed.
 
-Run as ``python -m autograder.harness.zygote SOCKET_FD``.
+Run as ``python -m autograder.harness.zygote SOCKET_FD``, or forked from a
+grading worker that has imported the same modules (``serve_forked``).
 """
 from __future__ import annotations
 
@@ -66,7 +67,40 @@ def _child(fds: list[int]) -> None:
 
 
 def main() -> None:
-    sock = socket.socket(fileno=int(sys.argv[1]))
+    serve(int(sys.argv[1]))
+
+
+def serve_forked(sock_fd: int, env: dict[str, str]) -> None:
+    """Become a zygote in a process just forked from a grading worker (see
+    ``client.Zygote``), before that worker has seen any submission or test:
+    everything it imported is inherited, so there is nothing to wait for.
+
+    What must not reach a sandbox is the worker's file descriptors (its
+    queues carry the tests): every one but the socket is replaced by
+    /dev/null, so a stale object that closes its old descriptor later
+    closes /dev/null and never a descriptor opened since."""
+    try:
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in [int(name) for name in os.listdir("/proc/self/fd")]:
+            if fd not in (sock_fd, devnull):
+                try:
+                    os.dup2(devnull, fd)
+                except OSError:
+                    pass
+        os.setsid()
+        os.chdir("/")
+        os.environ.clear()
+        os.environ.update(env)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        serve(sock_fd)
+    finally:
+        os._exit(0)
+
+
+def serve(sock_fd: int) -> None:
+    """Import the preload modules named by the first message, then fork a
+    sandbox for every request, until the socket closes."""
+    sock = socket.socket(fileno=sock_fd)
     msg, _, _, _ = sock.recvmsg(1 << 16)
     _preload(json.loads(msg)["preload"])
     try:
