@@ -275,22 +275,23 @@ def grade_batch(zip_path: Path, submissions: list[Path], out: Path, jobs: int = 
         if error:
             failures.append(error)
         todo = []
-    with workers.pool(jobs if todo else 1, tuple(packaged.grading.preload)) as executor:
-        if len(submissions) > 1:  # the charts' import, on a core that is idle while the fork server imports
-            report.import_plotting()
-        try:
-            with tqdm(total=len(submissions), initial=len(submissions) - len(todo), unit="sub",
-                      desc=f"grading {packaged.assignment.name}", disable=not progress) as bar:
-                futures = [executor.submit(_grade_and_write, payload, path, name, out, question_timeout)
-                           for path, name in todo]
-                for fut in as_completed(futures):
-                    error = fut.result()
-                    if error:
-                        failures.append(error)
-                    bar.update(1)
-        except BaseException:
-            workers.stop(executor)
-            raise
+    with tqdm(total=len(submissions), initial=len(submissions) - len(todo), unit="sub",
+              desc=f"grading {packaged.assignment.name}", disable=not progress) as bar:
+        if todo:
+            with workers.pool(jobs, tuple(packaged.grading.preload)) as executor:
+                if len(submissions) > 1:  # the charts' import, on a core idle while the fork server imports
+                    report.import_plotting()
+                try:
+                    futures = [executor.submit(_grade_and_write, payload, path, name, out, question_timeout)
+                               for path, name in todo]
+                    for fut in as_completed(futures):
+                        error = fut.result()
+                        if error:
+                            failures.append(error)
+                        bar.update(1)
+                except BaseException:
+                    workers.stop(executor)
+                    raise
     book = write_batch_reports(out, names, questions, packaged.blank_hash)
     if failures:
         raise GraderFailure(f"{len(failures)} submission(s) could not be graded (run again to retry them): "

@@ -230,15 +230,23 @@ def bench_batch(sodl_zip: Path, otter_zip: Path, samples: dict[str, Path], n: in
     # steady state: each results.json's execution_time (one submission in a
     # worker, from sandbox start to the last test; the first submission of
     # each worker also pays for starting its zygote, so take the median)
-    exec_times = {k: [] for k in KINDS}
+    # The student's own computation: the seconds the sandbox spent in student
+    # code (executing the graded cells, and the calls the tests made), which
+    # sodl records per submission in grading.json (capped by the grader's clock).
+    exec_times, student = {k: [] for k in KINDS}, {k: [] for k in KINDS}
     for p, kind in subs:
         try:
-            exec_times[kind].append(json.loads((WORK / "batch" / "sodl" / p.name / "results.json")
-                                               .read_text())["execution_time"])
+            side = json.loads((WORK / "batch" / "sodl" / p.name / "grading.json").read_text())
+            exec_times[kind].append(side["execution_time"])
+            student[kind].append(side["student_seconds"])
         except (OSError, ValueError, KeyError):
             pass
     steady = {k: median(v) for k, v in exec_times.items()}
     steady_mean = sum(counts[k] * steady[k] for k in KINDS) / n
+    student_median = {k: median(v) for k, v in student.items()}
+    student_mean = sum(sum(v) for v in student.values()) / max(1, sum(len(v) for v in student.values()))
+    # per submission: execution_time minus its own student seconds; median per kind, weighted
+    own = {k: median([e - s for e, s in zip(exec_times[k], student[k])]) for k in KINDS}
     per_sub_core = t_sodl * jobs / n
     return {"n": n, "jobs": jobs, "n_otter": n_otter, "counts": counts, "t_sodl": t_sodl,
             "t_otter_measured": sum(all_otter), "t_otter_runs": t_otter, "t_otter_n": t_otter_n,
@@ -246,23 +254,28 @@ def bench_batch(sodl_zip: Path, otter_zip: Path, samples: dict[str, Path], n: in
             "ratio": t_otter_n / t_sodl, "sodl_scores": per_kind_scores,
             "otter_scores": {k: sorted(v) for k, v in otter_scores.items()},
             "compute": compute, "compute_mean": compute_mean,
+            "student": student_median, "student_mean": student_mean,
             "per_sub_wall": per_sub_wall, "per_sub_core": per_sub_core,
-            "overhead": per_sub_core - compute_mean, "steady": steady, "steady_mean": steady_mean,
-            "overhead_steady": steady_mean - compute_mean}
+            "overhead": per_sub_core - student_mean, "steady": steady, "steady_mean": steady_mean,
+            "overhead_steady": sum(counts[k] * own[k] for k in KINDS) / n}
 
 
-def startup_costs(repeats: int = 2) -> dict:
+def startup_costs(zip_path: Path, repeats: int = 2) -> dict:
     """Fresh-process times: a bare interpreter; importing what sodl's zygote
-    preloads (the sandbox side); importing the trusted side that runs the
-    tests (the grader, torch, ``sodl_ref``); importing otter's grading."""
-    from autograder.config import GradingConfig
+    preloads for this zip (the sandbox side); importing the trusted side
+    that runs the tests (the grader, torch, ``sodl_ref``); importing
+    otter's grading."""
+    from autograder.grade import load_zip
 
-    mods = list(GradingConfig().preload)
+    mods = list(load_zip(zip_path).grading.preload)
     codes = {
         "python": "pass",
-        "preload": "import os; os.environ['MPLBACKEND'] = 'Agg'; " + "; ".join(f"import {m}" for m in mods),
+        "preload": f"import importlib, os\nos.environ['MPLBACKEND'] = 'Agg'\nfor m in {mods!r}:\n"
+                   "    try:\n        importlib.import_module(m)\n    except ImportError:\n        pass",
         "trusted": "import autograder.grade, torch, sodl_ref.foundations",
         "otter": "import otter.run.run_autograder, otter.execute, nbconvert",
     }
-    return {label: min(run_cmd([sys.executable, "-c", code], cwd=ROOT).wall for _ in range(repeats))
-            for label, code in codes.items()}
+    out = {label: min(run_cmd([sys.executable, "-c", code], cwd=ROOT).wall for _ in range(repeats))
+           for label, code in codes.items()}
+    out["preload_modules"] = mods
+    return out
