@@ -151,36 +151,44 @@ def _kernel_recursion(x1, x2, depth, activation, weight_var, bias_var, with_ntk=
     return k12, theta
 
 
-def _relu_recursion(k11, k22, k12, theta, depth, weight_var, bias_var):
+def _relu_recursion(k11, k22, k12, theta, depth, weight_var, bias_var, block_elements=1 << 18):
     """The ReLU case of :func:`_kernel_recursion`: the same formulas as
     :func:`relu_dual` (Cho & Saul 2009), in place. Overwrites ``k12`` and
     ``theta`` ([n1, n2]).
 
-    Memory bounds it, and so does the first touch of fresh pages: every new
-    [n1, n2] float64 result would be a new mapping whose page faults cost
-    about as much as the arithmetic. So it allocates two work buffers once
-    and writes every step into them in place or with ``out=``; the norms
-    sqrt(k11 k22) are applied as row and column factors, never as a matrix.
+    A dozen elementwise passes per layer make it memory-bound. So on the
+    CPU it runs every layer on one block of rows at a time (about 2 MB per
+    buffer), which stays in cache across the passes, with two work buffers
+    of one block allocated once (fresh [n1, n2] results would also pay a
+    page fault per 4 kB); the norms sqrt(k11 k22) are applied as row and
+    column factors, never as a matrix.
     """
     scale = weight_var / (2 * math.pi)
-    aux = torch.empty_like(k12)  # sin t, then K^l
-    pmt = torch.empty_like(k12)  # pi - t
-    for _ in range(depth):
-        root11, root22 = k11.sqrt()[:, None], k22.sqrt()[None, :]
-        cos_t = k12.div_(root11).div_(root22)  # |cos t| may exceed 1 by rounding; then sin t = 0 below
-        sin_t = torch.mul(cos_t, cos_t, out=aux).neg_().add_(1.0).clamp_(min=0.0).sqrt_()
-        neg_cos = cos_t.neg_()
-        torch.atan2(sin_t, neg_cos, out=pmt)  # pi - arccos(c) = arccos(-c), in [0, pi]
-        # K^l = b + w/(2 pi) * sqrt(k11 k22) * (sin t + (pi - t) cos t), into sin t's buffer
-        k_next = sin_t.addcmul_(pmt, neg_cos, value=-1.0).mul_(root11 * scale).mul_(root22)
-        if bias_var:
-            k_next.add_(bias_var)
-        if theta is not None:  # Theta^l = K^l + w (pi - t)/(2 pi) Theta^{l-1}
-            torch.add(k_next, theta.mul_(pmt), alpha=scale, out=theta)
-        k12, aux = k_next, k12  # the cos t buffer is free for the next sin t
-        # the diagonal: t = 0, so E[relu(u)^2] = k / 2
-        k11 = bias_var + weight_var * k11 / 2
-        k22 = bias_var + weight_var * k22 / 2
+    n1, n2 = k12.shape
+    rows = n1 if k12.is_cuda else max(1, min(n1, block_elements // max(1, n2)))
+    aux = torch.empty(rows, n2, dtype=k12.dtype, device=k12.device)  # sin t
+    pmt = torch.empty_like(aux)  # pi - t
+    k22_by_layer = [k22]
+    for _ in range(depth - 1):  # the diagonal: t = 0, so E[relu(u)^2] = k / 2
+        k22_by_layer.append(bias_var + weight_var * k22_by_layer[-1] / 2)
+    for start in range(0, n1, rows):
+        stop = min(n1, start + rows)
+        k, sin_buf, pmt_buf = k12[start:stop], aux[: stop - start], pmt[: stop - start]
+        k11_block = k11[start:stop]
+        for layer in range(depth):
+            root11, root22 = k11_block.sqrt()[:, None], k22_by_layer[layer].sqrt()[None, :]
+            cos_t = k.div_(root11).div_(root22)  # |cos t| may exceed 1 by rounding; then sin t = 0 below
+            sin_t = torch.mul(cos_t, cos_t, out=sin_buf).neg_().add_(1.0).clamp_(min=0.0).sqrt_()
+            neg_cos = cos_t.neg_()
+            torch.atan2(sin_t, neg_cos, out=pmt_buf)  # pi - arccos(c) = arccos(-c), in [0, pi]
+            # K^l = b + w/(2 pi) * sqrt(k11 k22) * (sin t + (pi - t) cos t), into K^{l-1}'s rows
+            torch.addcmul(sin_t, pmt_buf, neg_cos, value=-1.0, out=k).mul_(root11 * scale).mul_(root22)
+            if bias_var:
+                k.add_(bias_var)
+            if theta is not None:  # Theta^l = K^l + w (pi - t)/(2 pi) Theta^{l-1}
+                th = theta[start:stop]
+                torch.addcmul(k, th, pmt_buf, value=scale, out=th)
+            k11_block = bias_var + weight_var * k11_block / 2
     return k12, theta
 
 
