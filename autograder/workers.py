@@ -5,7 +5,9 @@ Tests are trusted code, but they run with the grader's global state
 each concurrent grading gets a process of its own, never a thread. A
 worker grades one submission at a time, in its own sandbox account
 (claimed with a lock file, see ``harness.limits``), through its own zygote.
-Workers come from a fork server that has imported the grader once.
+Workers come from a fork server that has imported the grader and the
+sandbox's libraries once; each worker forks its zygote from itself as its
+first act, before any submission or test reaches it.
 """
 from __future__ import annotations
 
@@ -59,7 +61,8 @@ def _worker_init(grader_pid: int, threads: int, preload: tuple[str, ...]) -> Non
 
     # First, while this process holds nothing a student may see and runs
     # no other thread: the zygote of this worker's slot (0), forked.
-    Zygote.for_slot(0, preload, SandboxLimits.startup_timeout, fork=True)
+    if preload:
+        Zygote.for_slot(0, preload, SandboxLimits.startup_timeout, fork=True)
     # A terminated worker exits through Python, so its zygote and sandboxes
     # are killed by the atexit clean-up instead of being orphaned.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))

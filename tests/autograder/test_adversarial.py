@@ -92,9 +92,12 @@ def test_attack_gets_the_honest_grade(fast, key_notebook, name, attack, expected
     assert len(res.stdout) <= fast.grading.max_output_kb * 1024 + 100
 
 
-@pytest.mark.skipif(not AS_ROOT, reason="file isolation needs root (chroot + unprivileged user)")
-@pytest.mark.parametrize("what", ["sodl_ref_source", "import_sodl_ref", "zip", "delete_files", "socket"])
-def test_files_network_and_reference_are_out_of_reach(fast, key_notebook, toy_zip, what):
+PROBES = ["sodl_ref_source", "import_sodl_ref", "zip", "delete_files", "socket"]
+
+
+def probe_attack(what: str, toy_zip: Path) -> str:
+    """A cell that tries to reach ``what``; ``square`` is right only if it
+    succeeded, so the honest grade is q1 = 0 (WRONG_SQUARE)."""
     probe = {
         "sodl_ref_source": f"open({str(SODL_REF)!r}).read()",
         "import_sodl_ref": "import sodl_ref.foundations",
@@ -102,11 +105,15 @@ def test_files_network_and_reference_are_out_of_reach(fast, key_notebook, toy_zi
         "delete_files": f"import shutil\nshutil.rmtree({str(toy_zip.parent)!r})",
         "socket": "import socket\nsocket.create_connection(('127.0.0.1', 22), timeout=1)",
     }[what]
-    # square is right only if the probe succeeded: the honest grade is q1 = 0
-    attack = ("LEAK = False\ntry:\n" + "".join(f"    {ln}\n" for ln in probe.splitlines())
-              + "    LEAK = True\nexcept BaseException:\n    pass\n"
-              "def square(x):\n    return np.asarray(x, dtype=float) ** 2 if LEAK else np.zeros(np.shape(x))")
-    scores, _ = grade_with(fast, key_notebook, attack)
+    return ("LEAK = False\ntry:\n" + "".join(f"    {ln}\n" for ln in probe.splitlines())
+            + "    LEAK = True\nexcept BaseException:\n    pass\n"
+            "def square(x):\n    return np.asarray(x, dtype=float) ** 2 if LEAK else np.zeros(np.shape(x))")
+
+
+@pytest.mark.skipif(not AS_ROOT, reason="file isolation needs root (chroot + unprivileged user)")
+@pytest.mark.parametrize("what", PROBES)
+def test_files_network_and_reference_are_out_of_reach(fast, key_notebook, toy_zip, what):
+    scores, _ = grade_with(fast, key_notebook, probe_attack(what, toy_zip))
     assert scores == WRONG_SQUARE
     assert toy_zip.exists()
 
@@ -146,3 +153,33 @@ def test_attack_through_the_gradescope_layout(toy_zip, key_notebook, tmp_path, n
     assert validate_results(data) == []
     assert data["score"] == sum(expected.values())
     assert time.monotonic() - t0 < 120
+
+
+def test_every_attack_in_one_parallel_batch(fast, toy_zip, key_notebook, tmp_path):
+    """The same attacks through ``grade_batch --jobs 2``: workers forked from
+    the fork server, each with the zygote it forked from itself. Each
+    submission gets the honest grade, and nothing else in the batch is hurt."""
+    import csv
+    import zipfile
+
+    from autograder.grade import grade_batch
+    from autograder.gradescope_env import ASSIGNMENT_FILE
+
+    from .conftest import with_extra_cell, write_nb
+
+    fast_zip = tmp_path / "fast.zip"
+    with zipfile.ZipFile(toy_zip) as src, zipfile.ZipFile(fast_zip, "w") as dst:
+        for item in src.infolist():
+            dst.writestr(item, fast.to_json() if item.filename == ASSIGNMENT_FILE else src.read(item))
+    cases = TAMPERING + [("honest", "pass", FULL)]
+    if AS_ROOT:
+        cases += [(f"probe_{what}", probe_attack(what, toy_zip), WRONG_SQUARE) for what in PROBES]
+    subs = [write_nb(tmp_path / "subs" / name / "week01.ipynb", with_extra_cell(key_notebook, attack)).parent
+            for name, attack, _ in cases]
+    t0 = time.monotonic()
+    book = grade_batch(fast_zip, subs, tmp_path / "grades", jobs=2, progress=False)
+    assert time.monotonic() - t0 < 240
+    rows = {r["name"]: r for r in csv.DictReader(book.open())}
+    got = {name: {q: float(rows[name][q]) for q in FULL} for name, _, _ in cases}
+    assert got == {name: expected for name, _, expected in cases}
+    assert toy_zip.exists()
