@@ -81,7 +81,12 @@ def serve_forked(sock_fd: int, env: dict[str, str]) -> None:
     closes /dev/null and never a descriptor opened since."""
     try:
         devnull = os.open(os.devnull, os.O_RDWR)
-        for fd in [int(name) for name in os.listdir("/proc/self/fd")]:
+        try:
+            open_fds = [int(name) for name in os.listdir("/proc/self/fd")]
+        except OSError:  # no /proc: every possible descriptor
+            open_fds = [fd for fd in range(min(os.sysconf("SC_OPEN_MAX"), 1 << 16))
+                        if _is_open(fd)]
+        for fd in open_fds:
             if fd not in (sock_fd, devnull):
                 try:
                     os.dup2(devnull, fd)
@@ -95,6 +100,14 @@ def serve_forked(sock_fd: int, env: dict[str, str]) -> None:
         serve(sock_fd)
     finally:
         os._exit(0)
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
 
 
 def serve(sock_fd: int) -> None:
