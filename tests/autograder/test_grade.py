@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+from autograder import report
 from autograder.gradescope import results_json, validate_results
 from autograder.grade import grade_batch, grade_cells, grade_submission, load_zip
 from autograder.notebooks import grading_cells
@@ -123,3 +124,16 @@ def test_wrong_answer_message_does_not_reveal_expected_values(fast, key_notebook
 def test_student_prints_are_captured_and_bounded(fast, key_notebook):
     res = grade_cells(fast, grading_cells(key_notebook) + ["print('hello from the notebook')"], "p")
     assert "hello from the notebook" in res.stdout
+
+
+def test_seconds_in_student_code_are_counted_in_cells_and_calls(fast, key_notebook):
+    """``student_seconds``: a cell that sleeps 0.3 s, and a ``mean`` that
+    sleeps 0.1 s per call, within the grade's own execution time."""
+    slow = ("import time\ntime.sleep(0.3)\n_mean = mean\n"
+            "def mean(x):\n    time.sleep(0.1)\n    return _mean(x)")
+    res = grade_cells(fast, grading_cells(key_notebook) + [slow], "slow")
+    quick = grade_cells(fast, grading_cells(key_notebook), "quick")
+    assert _scores(res) == _scores(quick)
+    assert 0.3 + 0.1 <= res.student_seconds < res.execution_time  # the cell, and at least one call
+    assert res.student_seconds - quick.student_seconds >= 0.4 - 0.05
+    assert json.loads(json.dumps(report.sidecar(res)))["student_seconds"] == round(res.student_seconds, 4)
