@@ -258,9 +258,7 @@ def run() -> None:
 
     try:
         code = main()
-    except SystemExit as e:  # argparse's --help and usage errors
-        if not isinstance(e.code, (int, type(None))):
-            print(e.code, file=sys.stderr)
+    except SystemExit as e:  # argparse's --help and usage errors (it has printed them)
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     exit_now(code)
 

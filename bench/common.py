@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from autograder.harness.limits import descendants
+
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "bench" / "_work"
 BIN = Path(sys.executable).parent
@@ -85,33 +87,9 @@ class Run:
     children_maxrss_mb: float = float("nan")  # ru_maxrss of RUSAGE_CHILDREN gained by this run
 
 
-def _proc_table() -> dict[int, int]:
-    """pid -> ppid for every process."""
-    table = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{name}/stat").read_text()
-        except OSError:
-            continue
-        # "pid (comm) state ppid ...": comm may hold spaces and parentheses
-        rest = stat[stat.rfind(")") + 2:].split()
-        table[int(name)] = int(rest[1])
-    return table
-
-
 def _tree(root: int) -> list[int]:
-    table = _proc_table()
-    kids: dict[int, list[int]] = {}
-    for pid, ppid in table.items():
-        kids.setdefault(ppid, []).append(pid)
-    out, stack = [], [root]
-    while stack:
-        p = stack.pop()
-        out.append(p)
-        stack.extend(kids.get(p, []))
-    return out
+    """``root`` and every process below it."""
+    return [root, *descendants(root)]
 
 
 def _mem_kb(pid: int) -> tuple[int, int]:

@@ -9,6 +9,7 @@ only while time is left, and says which weeks it skipped."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import subprocess
@@ -51,6 +52,17 @@ def git_state() -> str:
 # ---------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _reported(res: dict, name: str):
+    """Run one benchmark; if it fails, keep its traceback in the results
+    (the report shows it) and go on with the rest."""
+    try:
+        yield
+    except Exception:  # noqa: BLE001
+        res["errors"][name] = traceback.format_exc()
+        log(res["errors"][name])
+
+
 def run_all(only: set[int], budget: float) -> dict:
     t_start = time.monotonic()
     deadline = t_start + budget
@@ -60,7 +72,7 @@ def run_all(only: set[int], budget: float) -> dict:
     if only & {1, 2}:
         from bench import grading
 
-        try:
+        with _reported(res, "grading"):
             log("setup: sodl build week01 --no-execute; otter assign")
             sodl = grading.build_sodl_zip()
             otter = grading.build_otter_zip()
@@ -74,39 +86,27 @@ def run_all(only: set[int], budget: float) -> dict:
                 log("2. batch of 50: sodl grade --jobs 2 vs otter run one after another (5, extrapolated)")
                 res["batch"] = grading.bench_batch(sodl["zip"], otter["zip"], sodl["samples"])
                 log(f"   sodl {res['batch']['t_sodl']:.1f} s, otter (extrapolated) {res['batch']['t_otter_n']:.1f} s")
-        except Exception:  # noqa: BLE001 - report and go on with the rest
-            res["errors"]["grading"] = traceback.format_exc()
-            log(res["errors"]["grading"])
     if 3 in only:
         from bench import ntk
 
         log("3. empirical NTK: sodl_ref vs vmap(jacrev) vs per-sample loop")
-        try:
+        with _reported(res, "ntk"):
             res["ntk"] = ntk.run()
             log(f"   sodl {res['ntk']['t_sodl']:.4f} s, vmap {res['ntk']['t_vmap']:.2f} s, "
                 f"loop {res['ntk']['t_loop']:.2f} s, floor {res['ntk']['floor']:.4f} s")
-        except Exception:  # noqa: BLE001
-            res["errors"]["ntk"] = traceback.format_exc()
-            log(res["errors"]["ntk"])
     if 4 in only:
         from bench import nngp
 
         log("4. analytic NNGP / NTK: sodl_ref vs numpy")
-        try:
+        with _reported(res, "nngp"):
             res["nngp"] = nngp.run()
             log(f"   nngp ratio {res['nngp']['nngp']['ratio']:.2f}, ntk ratio {res['nngp']['ntk']['ratio']:.2f}")
-        except Exception:  # noqa: BLE001
-            res["errors"]["nngp"] = traceback.format_exc()
-            log(res["errors"]["nngp"])
     if 5 in only:
         from bench import weeks
 
         log("5. every week: build, answer key, grading time and memory")
-        try:
+        with _reported(res, "weeks"):
             res["weeks"] = weeks.run(deadline, log=log)
-        except Exception:  # noqa: BLE001
-            res["errors"]["weeks"] = traceback.format_exc()
-            log(res["errors"]["weeks"])
     res["machine"]["load_end"] = __import__("os").getloadavg()
     res["total_s"] = time.monotonic() - t_start
     return res

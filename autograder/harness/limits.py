@@ -218,7 +218,7 @@ def enter_sandbox(start: dict) -> list[str]:
     return missing
 
 
-def _parent_pids() -> dict[int, int]:
+def parent_pids() -> dict[int, int]:
     """pid -> parent pid of every process we can see."""
     out = {}
     for entry in os.listdir("/proc"):
@@ -233,13 +233,11 @@ def _parent_pids() -> dict[int, int]:
     return out
 
 
-def _pids_to_kill(root_pid: int, user: SandboxUser | None) -> set[int]:
-    """Every process the submission started: all descendants of the zygote
-    (a child subreaper, so detached ones stay below it) and, when grading
-    as root, every process of the sandbox account."""
-    parents = _parent_pids()
+def descendants(root_pid: int, parents: dict[int, int] | None = None) -> set[int]:
+    """Every process below ``root_pid`` (not itself), from ``parents``
+    (:func:`parent_pids` when not given)."""
     children: dict[int, list[int]] = {}
-    for pid, ppid in parents.items():
+    for pid, ppid in (parent_pids() if parents is None else parents).items():
         children.setdefault(ppid, []).append(pid)
     found, stack = set(), list(children.get(root_pid, []))
     while stack:
@@ -247,6 +245,15 @@ def _pids_to_kill(root_pid: int, user: SandboxUser | None) -> set[int]:
         if pid not in found:
             found.add(pid)
             stack += children.get(pid, [])
+    return found
+
+
+def _pids_to_kill(root_pid: int, user: SandboxUser | None) -> set[int]:
+    """Every process the submission started: all descendants of the zygote
+    (a child subreaper, so detached ones stay below it) and, when grading
+    as root, every process of the sandbox account."""
+    parents = parent_pids()
+    found = descendants(root_pid, parents)
     if user is not None:
         for pid in parents:
             try:

@@ -20,6 +20,7 @@ import types
 
 from autograder.harness.client import GraderFailure, Sandbox, SandboxDied, SandboxTimeout, StudentError
 from autograder.harness.proxy import RemoteCallable, Session
+from autograder.notebooks import top_level_imports
 from autograder.records import Assignment, Question, QuestionResult, TestCase, TestOutcome
 
 MAX_MESSAGE = 1500
@@ -37,13 +38,8 @@ def compiled_test(code: str, filename: str) -> tuple[types.CodeType, frozenset[s
 
 
 @functools.lru_cache(maxsize=4096)
-def _top_level_imports(code: str) -> tuple[types.CodeType, ...]:
-    try:
-        tree = ast.parse(code)
-    except SyntaxError:
-        return ()
-    return tuple(compile(ast.Module([node], []), "<preimport>", "exec") for node in tree.body
-                 if isinstance(node, (ast.Import, ast.ImportFrom)))
+def _imported_modules(code: str) -> tuple[str, ...]:
+    return tuple(top_level_imports([code]))
 
 
 # Modules a test may see under the student's alias (``np`` in a public test
@@ -68,10 +64,10 @@ def preimport(assignment: Assignment) -> None:
     not inside a question's time limit."""
     for question in assignment.questions:
         for test in question.tests:
-            for statement in _top_level_imports(test.code):
+            for name in _imported_modules(test.code):
                 try:
-                    exec(statement, {})
-                except Exception:  # noqa: BLE001 - the test itself will report it
+                    importlib.import_module(name)
+                except Exception:  # noqa: BLE001 - not a module (``from m import f``), or the test will report it
                     pass
 
 

@@ -92,11 +92,14 @@ def read_message(fd: int) -> tuple[dict, list[bytearray]]:
 MAX_NDIM = 32
 
 
+def _plain(dt: np.dtype) -> bool:
+    """Numbers, booleans, strings, dates: not objects, not records."""
+    return not dt.hasobject and dt.fields is None and dt.subdtype is None
+
+
 def _plain_dtype(arr: np.ndarray) -> bool:
-    """Whether an array's dtype travels as ``dtype.str`` (numbers, booleans,
-    strings, dates; not objects, not records)."""
-    dt = arr.dtype
-    return not dt.hasobject and dt.fields is None and dt.subdtype is None and np.dtype(dt.str) == dt
+    """Whether an array's dtype is plain and travels as ``dtype.str``."""
+    return _plain(arr.dtype) and np.dtype(arr.dtype.str) == arr.dtype
 
 
 def _array(tree, blobs) -> np.ndarray:
@@ -106,7 +109,7 @@ def _array(tree, blobs) -> np.ndarray:
         dt = np.dtype(str(tree["dtype"]))
     except TypeError:
         raise WireError("malformed array dtype") from None
-    if dt.hasobject or dt.fields is not None or dt.subdtype is not None:
+    if not _plain(dt):
         raise WireError("arrays must be plain numeric arrays")
     shape = tuple(_list(tree["shape"]))
     if len(shape) > MAX_NDIM or any(type(d) is not int or d < 0 for d in shape):
