@@ -14,7 +14,7 @@ a Gaussian mixture), so that every piece can be checked against Bayes' rule:
 - ancestral sampling (eq. 11, Algorithm 2) and denoising score matching
   (Vincent 2011, eq. 11; Ho et al. 2020, eq. 14).
 
-Conventions (REFERENCE_API.md): schedule arrays are indexed t - 1 for step
+Conventions (docs/REFERENCE_API.md): schedule arrays are indexed t - 1 for step
 t = 1..T, and alpha_bar_0 = 1. Steps ``t`` passed to functions are the
 1-based DDPM steps (ints or integer tensors of shape [B]). Data are
 ``x: [B, d]``. float64 torch tensors in and out (numpy arrays and Python

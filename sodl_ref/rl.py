@@ -3,7 +3,7 @@
 Week 16 of the course. Tabular dynamic programming as in Sutton & Barto,
 "Reinforcement Learning: An Introduction" (2nd ed., 2018), chapter 4.
 
-Conventions (pinned in REFERENCE_API.md): states and actions are integers;
+Conventions (pinned in docs/REFERENCE_API.md): states and actions are integers;
 ``P: [S, A, S]`` with P[s, a, s'] = Pr(s' | s, a); ``R: [S, A]`` the
 expected immediate reward of taking a in s; ``policy: [S, A]`` action
 probabilities. Float64 torch tensors in and out (numpy accepted), the
