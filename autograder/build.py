@@ -8,14 +8,15 @@ from pathlib import Path
 
 import nbformat
 
+from autograder.authoring import make_notebook
 from autograder.config import AssignmentConfig, GradingConfig
 from autograder.course import Week
-from autograder.grade import PackagedAssignment, content_hash
 from autograder.gradescope_env import write_zip
 from autograder.master import Master
 from autograder.mutants import Mutant, load_mutants
-from autograder.notebooks import grading_cells, make_notebook, top_level_imports
+from autograder.package import PackagedAssignment
 from autograder.records import Assignment
+from autograder.submission import content_hash, grading_cells, top_level_imports
 
 
 @dataclass
@@ -122,7 +123,7 @@ def build_week(week: Week, out: Path, wheel: Path, execute: bool = True) -> dict
     }
     key = execute_key(built) if execute else built.key
     paths["solution"] = write_notebook(key, out / name / "solution" / f"{name}.ipynb")
-    paths["zip"] = write_zip(out / name / f"{name}-autograder.zip", built.packaged.to_json(), wheel,
+    paths["zip"] = write_zip(out / name / f"{name}-autograder.zip", built.packaged, wheel,
                              built.config.requirements)
     samples = out / name / "samples"
     if samples.exists():

@@ -1,6 +1,6 @@
 """The ``sodl`` command line: argument parsing and printing only.
 
-The work is done by functions in ``build``, ``grade``, ``check`` and
+The work is done by functions in ``build``, ``batch``, ``week_check`` and
 ``gradescope_env`` that tests call directly.
 """
 from __future__ import annotations
@@ -12,6 +12,8 @@ import signal
 import sys
 import time
 from pathlib import Path
+
+from autograder.errors import UserError
 
 # Imports of the subcommands stay inside them: `sodl grade` of one submission
 # is dominated by start-up, and it needs neither nbformat nor the course.
@@ -45,7 +47,7 @@ def cmd_list(args) -> int:
 def cmd_build(args) -> int:
     from autograder import workers
     from autograder.build import build_week
-    from autograder.check import check_week, format_table
+    from autograder.week_check import check_week, format_table
     from autograder.gradescope_env import build_wheel
 
     root, weeks = _weeks(args)
@@ -71,7 +73,7 @@ def cmd_build(args) -> int:
 
 
 def cmd_grade(args) -> int:
-    from autograder.grade import grade_batch
+    from autograder.batch import grade_batch
 
     if args.device == "cuda":
         import torch
@@ -79,13 +81,12 @@ def cmd_grade(args) -> int:
         if not torch.cuda.is_available():
             print("sodl grade: --device cuda asked for, but no CUDA GPU is visible to torch", file=sys.stderr)
             return 2
-    os.environ["SODL_DEVICE"] = args.device
     subs = [Path(s) for s in args.submissions]
     missing = [str(s) for s in subs if not s.exists()]
     if missing:
         print(f"sodl grade: not found: {', '.join(missing)}", file=sys.stderr)
         return 2
-    from autograder.harness.client import GraderFailure
+    from autograder.harness.sandbox_handle import GraderFailure
 
     shard = None
     if args.shard:
@@ -98,7 +99,8 @@ def cmd_grade(args) -> int:
         shard = (k, n)
     try:
         book = grade_batch(Path(args.zip), subs, Path(args.out), jobs=args.jobs or os.cpu_count() or 1,
-                           question_timeout=args.timeout, regrade=args.regrade, shard=shard)
+                           question_timeout=args.timeout, regrade=args.regrade, shard=shard,
+                           device=args.device)
     except KeyboardInterrupt:
         print("\nsodl grade: interrupted; finished submissions are saved: run the same command to resume",
               file=sys.stderr)
@@ -116,7 +118,7 @@ def cmd_grade(args) -> int:
 
 
 def cmd_gradebook_merge(args) -> int:
-    from autograder.grade import merge_gradebooks
+    from autograder.batch import merge_gradebooks
 
     book = merge_gradebooks([Path(d) for d in args.dirs], Path(args.out))
     print(book.read_text(), end="")
@@ -150,7 +152,7 @@ def cmd_gradescope(args) -> int:
 
 
 def cmd_check(args) -> int:
-    from autograder.check import check_week, format_table
+    from autograder.week_check import check_week, format_table
 
     from autograder import workers
 
@@ -247,7 +249,7 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as e:
+    except (UserError, FileNotFoundError) as e:  # anything else is a bug: its traceback is shown
         print(f"sodl {args.cmd}: {e}", file=sys.stderr)
         return 2
 

@@ -12,10 +12,12 @@ from pathlib import Path
 
 import yaml
 
+from autograder.errors import UserError
+
 VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A configuration value is missing, unknown or of the wrong type."""
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autograder.config import AssignmentConfig, assignment_config, load_course_defaults
+from autograder.errors import UserError
 from autograder.master import Master, parse_master
 
 WEEK_DIR = re.compile(r"^(week\d\d)-([a-z0-9-]+)$")
@@ -42,7 +43,7 @@ class Week:
         defaults = load_course_defaults(self.root / "otter_config.yml")
         config = assignment_config(defaults, master.config, str(self.master_path))
         if config.name != self.name:
-            raise ValueError(f"{self.master_path}: config name {config.name!r} should be {self.name!r}")
+            raise UserError(f"{self.master_path}: config name {config.name!r} should be {self.name!r}")
         return master, config
 
 
@@ -75,6 +76,6 @@ def select(root: Path, names: list[str], all_weeks: bool) -> list[Week]:
     for n in names:
         key = f"week{int(n):02d}" if n.isdigit() else n
         if key not in by_name:
-            raise ValueError(f"no week {n!r}; available: {', '.join(by_name) or 'none'}")
+            raise UserError(f"no week {n!r}; available: {', '.join(by_name) or 'none'}")
         chosen.append(by_name[key])
     return chosen

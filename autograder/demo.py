@@ -9,7 +9,7 @@ from pathlib import Path
 from autograder import course
 
 from autograder.build import build_week, prepare
-from autograder.grade import grade_batch
+from autograder.batch import grade_batch
 from autograder.synthetic import make_class
 from autograder.gradescope_env import build_wheel, reproduce
 

@@ -16,7 +16,8 @@ import time
 
 import numpy as np
 
-from autograder.harness.client import GraderFailure, Sandbox, SandboxDied, SandboxTimeout, StudentError
+from autograder.harness.protocol import Op
+from autograder.harness.sandbox_handle import GraderFailure, Sandbox, SandboxDied, SandboxTimeout, StudentError
 from autograder.harness.proxy import RecordedCall, Session
 from autograder.mutants import Mutant
 
@@ -85,9 +86,9 @@ def diagnose(sandbox: Sandbox, recordings: dict[str, list[RecordedCall]], mutant
                     break
                 session.deadline = time.monotonic() + timeout
                 try:
-                    session.request({"op": "fork_variant", "code": mutant.code})
+                    session.request({"op": Op.FORK_VARIANT, "code": mutant.code})
                     matched = all(_replay_matches(session, call) for call in calls)
-                    session.request({"op": "bye"})  # the variant ends; the key serves again
+                    session.request({"op": Op.BYE})  # the variant ends; the key serves again
                 except (SandboxTimeout, SandboxDied):
                     sandbox.restart(deadline)
                     session = Session(sandbox)

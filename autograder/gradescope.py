@@ -1,4 +1,4 @@
-"""Gradescope's formats, in one place: ``results.json``, the zip, the layout.
+"""Gradescope's results format, in one place: ``results.json``.
 
 Nothing else in the toolchain builds Gradescope's JSON. Schema:
 https://gradescope-autograders.readthedocs.io/en/latest/specs/ (top-level
@@ -8,16 +8,8 @@ https://gradescope-autograders.readthedocs.io/en/latest/specs/ (top-level
 """
 from __future__ import annotations
 
-import json
-import os
-import sys
-import tempfile
-import traceback
-from pathlib import Path
-
 from autograder.records import SubmissionResult
 
-ASSIGNMENT_FILE = "sodl-assignment.json"
 MAX_OUTPUT = 20_000
 VISIBILITIES = {"hidden", "after_due_date", "after_published", "visible"}
 
@@ -114,56 +106,3 @@ def validate_results(data) -> list[str]:
         if "visibility" in t and t["visibility"] not in VISIBILITIES:
             problems.append(f"tests[{i}].visibility is not a Gradescope visibility")
     return problems
-
-
-def write_json_atomic(path: Path, data: dict) -> None:
-    """Write JSON so that a reader never sees a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-# ---------------------------------------------------------------------------
-# The zip's entry point: `python -m autograder.gradescope --root /autograder`
-
-
-def run_autograder(root: Path) -> Path:
-    """Grade ``root/submission`` with ``root/source``; write ``root/results/results.json``."""
-    from autograder.grade import grade_submission, load_packaged_assignment
-
-    results = root / "results" / "results.json"
-    try:
-        packaged = load_packaged_assignment((root / "source" / ASSIGNMENT_FILE).read_bytes())
-    except Exception as e:  # noqa: BLE001
-        write_json_atomic(results, failure_json(f"The autograder is misconfigured ({type(e).__name__}); "
-                                                "please tell your instructor."))
-        return results
-    try:
-        result = grade_submission(packaged, root / "submission", name="submission")
-        data = results_json(result)
-    except Exception:  # noqa: BLE001 - whatever happened, a valid results.json
-        traceback.print_exc()
-        data = failure_json("The autograder failed while grading your submission; please tell your "
-                            "instructor. Your submission was not graded.", packaged.assignment.total_points)
-    write_json_atomic(results, data)  # last: every student process is gone by now
-    return results
-
-
-def main(argv=None) -> int:
-    import argparse
-
-    p = argparse.ArgumentParser(prog="python -m autograder.gradescope")
-    p.add_argument("--root", default=os.environ.get("AUTOGRADER_ROOT", "/autograder"))
-    args = p.parse_args(argv)
-    run_autograder(Path(args.root))
-    return 0
-
-
-if __name__ == "__main__":
-    from autograder.shutdown import exit_now
-
-    exit_now(main())

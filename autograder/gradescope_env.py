@@ -19,7 +19,7 @@ import zipfile
 from importlib import resources
 from pathlib import Path
 
-from autograder.gradescope import ASSIGNMENT_FILE
+from autograder.package import ASSIGNMENT_FILE, PackagedAssignment
 
 TORCH_VERSION = "2.13.0"
 REQUIREMENTS = """\
@@ -38,7 +38,7 @@ def _template(name: str) -> str:
     return resources.files("autograder").joinpath("templates", name).read_text()
 
 
-def write_zip(path: Path, assignment_json: bytes, wheel: Path, extra_requirements=()) -> Path:
+def write_zip(path: Path, packaged: PackagedAssignment, wheel: Path, extra_requirements=()) -> Path:
     """Write the autograder zip; deterministic entry order and timestamps."""
     path.parent.mkdir(parents=True, exist_ok=True)
     reqs = REQUIREMENTS + "".join(f"{r}\n" for r in extra_requirements)
@@ -46,7 +46,7 @@ def write_zip(path: Path, assignment_json: bytes, wheel: Path, extra_requirement
         ("setup.sh", _template("setup.sh").replace("__TORCH_VERSION__", TORCH_VERSION).encode(), 0o755),
         ("run_autograder", _template("run_autograder").encode(), 0o755),
         ("requirements.txt", reqs.encode(), 0o644),
-        (ASSIGNMENT_FILE, assignment_json, 0o644),
+        (ASSIGNMENT_FILE, packaged.to_json(), 0o644),
         (wheel.name, wheel.read_bytes(), 0o644),
     ]
     tmp = path.with_suffix(".tmp")

@@ -16,10 +16,11 @@ from pathlib import Path
 import nbformat
 import yaml
 
+from autograder.errors import UserError
 from autograder.records import Question, TestCase
 
 
-class MasterFormatError(ValueError):
+class MasterFormatError(UserError):
     """The master notebook does not follow the assign format."""
 
 

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import yaml
 
+from autograder.errors import UserError
 
-class MutantFormatError(ValueError):
+
+class MutantFormatError(UserError):
     """``mutants.yml`` is malformed."""
 
 

@@ -11,13 +11,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from autograder.atomic import write_atomic
 from autograder.records import SubmissionResult
 
 SIDECAR = "grading.json"
@@ -118,14 +117,6 @@ def identical_groups(rows: list[Row]) -> dict[str, str]:
             for n in names:
                 out[n] = " ".join(sorted(set(names) - {n}))
     return out
-
-
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def write_gradebook(out: Path, rows: list[Row], questions: list[str], blank_hash: str = "") -> Path:

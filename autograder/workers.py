@@ -4,7 +4,7 @@ Tests are trusted code, but they run with the grader's global state
 (torch's default dtype, numerical libraries that are not thread-safe): so
 each concurrent grading gets a process of its own, never a thread. A
 worker grades one submission at a time, in its own sandbox account
-(claimed with a lock file, see ``harness.limits``), through its own zygote.
+(claimed with a lock file, see ``harness.accounts``), through its own zygote.
 Workers come from a fork server that has imported the grader and the
 sandbox's libraries once; each worker forks its zygote from itself as its
 first act, before any submission or test reaches it.
@@ -34,7 +34,7 @@ def pool(jobs: int, preload: tuple[str, ...] = ()) -> ProcessPoolExecutor:
     global _CONTEXT
     if _CONTEXT is None:
         _CONTEXT = multiprocessing.get_context("forkserver")
-        _CONTEXT.set_forkserver_preload(["autograder.fork_server", "autograder.grade", *preload])
+        _CONTEXT.set_forkserver_preload(["autograder.fork_server", "autograder.batch", *preload])
         saved = {k: os.environ.get(k) for k in SERVER_ENV}
         os.environ.update(SERVER_ENV)
         try:
@@ -51,13 +51,14 @@ def pool(jobs: int, preload: tuple[str, ...] = ()) -> ProcessPoolExecutor:
 
 
 # What the fork server (and so every zygote forked below it) runs with, as a
-# zygote started on its own would (``client._sandbox_env``): string hashing
+# zygote started on its own would (``sandbox_handle._sandbox_env``): string hashing
 # is the same in every sandbox, and matplotlib draws without a display.
 SERVER_ENV = {"PYTHONHASHSEED": "0", "MPLBACKEND": "Agg"}
 
 
 def _worker_init(grader_pid: int, threads: int, preload: tuple[str, ...]) -> None:
-    from autograder.harness.client import SandboxLimits, Zygote
+    from autograder.harness.protocol import SandboxLimits
+    from autograder.harness.sandbox_handle import Zygote
 
     # First, while this process holds nothing a student may see and runs
     # no other thread: the zygote of this worker's slot (0), forked.
@@ -82,7 +83,7 @@ def _exit_with(grader_pid: int) -> None:
     """Workers wait on a queue that never closes when the grader is killed
     (the fork server keeps its ends open); so each watches the grader and
     leaves, with its sandboxes, when it is gone."""
-    from autograder.harness.client import Zygote
+    from autograder.harness.sandbox_handle import Zygote
 
     while True:
         time.sleep(0.5)

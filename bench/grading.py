@@ -176,7 +176,7 @@ def student_compute(nb_path: Path, repeats: int = 3) -> float:
     import matplotlib
 
     matplotlib.use("Agg")
-    from autograder.notebooks import grading_cells
+    from autograder.submission import grading_cells
 
     cells = grading_cells(json.loads(nb_path.read_text()))
     saved = sys.modules.get("otter")
@@ -265,7 +265,7 @@ def startup_costs(zip_path: Path, repeats: int = 2) -> dict:
     preloads for this zip (the sandbox side); importing the trusted side
     that runs the tests (the grader, torch, ``sodl_ref``); importing
     otter's grading."""
-    from autograder.grade import load_zip
+    from autograder.package import load_zip
 
     mods = list(load_zip(zip_path).grading.preload)
     codes = {

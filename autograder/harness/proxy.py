@@ -1,4 +1,4 @@
-"""Trusted-side stand-ins for the student's names.
+"""Runs in: the grader. Stand-ins for the student's names.
 
 A test cell sees ``softmax`` (a student function) as a :class:`RemoteCallable`:
 calling it encodes the arguments as data, runs the function in the sandbox
@@ -11,7 +11,8 @@ import time
 from dataclasses import dataclass
 
 from autograder.harness import wire
-from autograder.harness.client import Sandbox, SandboxTimeout, StudentError
+from autograder.harness.protocol import Op
+from autograder.harness.sandbox_handle import Sandbox, SandboxTimeout, StudentError
 
 
 @dataclass
@@ -67,7 +68,7 @@ class Session:
         return RemoteObject(self, h)
 
     def call(self, target: dict, args, kwargs):
-        msg, blobs = self.encode({"op": "call", **target}, {"args": list(args), "kwargs": dict(kwargs)})
+        msg, blobs = self.encode({"op": Op.CALL, **target}, {"args": list(args), "kwargs": dict(kwargs)})
         record = self.recording is not None and "name" in target and not any(
             isinstance(v, RemoteObject) for v in (*args, *kwargs.values()))
         if record:  # the blobs are views of the test's arrays, which the test may change later
@@ -83,7 +84,7 @@ class Session:
         return value
 
     def get(self, name: str):
-        return self.request({"op": "get", "name": name})
+        return self.request({"op": Op.GET, "name": name})
 
 
 def _encode_for_sandbox(value, blob_offset: int):
@@ -126,19 +127,19 @@ class RemoteObject:
     def __getattr__(self, attr: str):
         if attr.startswith("__"):
             raise AttributeError(attr)
-        return self._session.request({"op": "getattr", **self._target(), "attr": attr})
+        return self._session.request({"op": Op.GETATTR, **self._target(), "attr": attr})
 
     def __getitem__(self, key):
-        return self._session.request({"op": "getitem", **self._target()}, {"key": key})
+        return self._session.request({"op": Op.GETITEM, **self._target()}, {"key": key})
 
     def __len__(self):
-        n = self._session.request({"op": "len", **self._target()})
+        n = self._session.request({"op": Op.LEN, **self._target()})
         if type(n) is not int:
             raise TypeError("len() of a student object did not return an int")
         return n
 
     def __iter__(self):
-        items = self._session.request({"op": "list", **self._target()})
+        items = self._session.request({"op": Op.LIST, **self._target()})
         if type(items) is not list:
             raise TypeError("a student iterable did not come back as a list")
         return iter(items)

@@ -1,4 +1,4 @@
-"""The trusted side: runs each question's tests against proxies and decides.
+"""Runs in: the grader (trusted). Runs each question's tests against proxies and decides.
 
 Tests are instructor code. They execute here, in the grader's process,
 with the student's names bound to proxies (``proxy``): student code only
@@ -13,14 +13,13 @@ import builtins
 import functools
 import hashlib
 import importlib
-import os
 import sys
 import time
 import types
 
-from autograder.harness.client import GraderFailure, Sandbox, SandboxDied, SandboxTimeout, StudentError
-from autograder.harness.proxy import RemoteCallable, Session
-from autograder.notebooks import top_level_imports
+from autograder.harness.sandbox_handle import GraderFailure, Sandbox, SandboxDied, SandboxTimeout, StudentError
+from autograder.harness.proxy import RecordedCall, RemoteCallable, Session
+from autograder.submission import top_level_imports
 from autograder.records import Assignment, Question, QuestionResult, TestCase, TestOutcome
 
 MAX_MESSAGE = 1500
@@ -95,7 +94,7 @@ def run_test(test: TestCase, session: Session, seed: int) -> TestOutcome:
 def _run_test(test: TestCase, session: Session, seed: int) -> TestOutcome:
     sandbox = session.sandbox
     ns: dict = {"__builtins__": builtins, "__name__": "__sodl_test__", "seed": seed,
-                "device": os.environ.get("SODL_DEVICE", "cpu")}
+                "device": sandbox.limits.device}
     try:
         code, names = compiled_test(test.code, f"<{test.question} test {test.index + 1}>")
         for name in names & set(sandbox.names):
@@ -150,11 +149,13 @@ def grade_question(question: Question, session: Session, seed: int, timeout: flo
 
 def grade_sandbox(assignment: Assignment, sandbox: Sandbox, seed: int, question_timeout: float,
                   deadline: float, only: set[str] | None = None,
-                  recordings: dict | None = None) -> list[QuestionResult]:
+                  ) -> tuple[list[QuestionResult], dict[str, list[RecordedCall]]]:
     """Grade every question (or those in ``only``) against a started sandbox.
-    The calls of questions that lost points go to ``recordings`` (for diagnosis)."""
+    Returns the results and, per question that lost points, the calls its
+    tests made (what the diagnosis replays on each mutant)."""
     session = Session(sandbox)
     results = []
+    recordings: dict[str, list[RecordedCall]] = {}
     for question in assignment.questions:
         if only is not None and question.name not in only:
             continue
@@ -172,10 +173,10 @@ def grade_sandbox(assignment: Assignment, sandbox: Sandbox, seed: int, question_
             continue
         limit = min(question_timeout, max(0.1, deadline - time.monotonic()))
         res = grade_question(question, session, seed, limit)
-        if recordings is not None and res.score < res.max_score and not res.note:
+        if res.score < res.max_score and not res.note:
             recordings[question.name] = session.recording
         results.append(res)
-    return results
+    return results, recordings
 
 
 def _clip(text: str) -> str:

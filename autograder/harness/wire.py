@@ -1,4 +1,4 @@
-"""Plain data across the sandbox boundary: framing, encoding, decoding.
+"""Runs in: both the grader and the sandbox. Plain data across the sandbox boundary: framing, encoding, decoding.
 
 Values travel as a JSON tree plus binary blobs: an array is its raw bytes,
 with its dtype and shape in the tree. Decoding builds fresh objects of exact

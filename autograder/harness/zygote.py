@@ -1,11 +1,11 @@
-"""A pre-imported parent that forks one sandbox per submission.
+"""Runs in: the zygote (a pre-imported process of its own). Forks one sandbox per submission.
 
 Importing torch, numpy and scipy costs seconds; paying it once per grader
 slot instead of once per submission is most of the speed of grading. The
 zygote imports the preload modules (never tests, never ``sodl_ref``), then
 waits on a Unix socket. For each request it receives three file
 descriptors (requests, replies, output) and forks; the child starts a new
-session, drops privileges and becomes a sandbox server (``sandbox``).
+session, drops privileges and becomes a sandbox server (``sandbox_server``).
 The zygote is a child subreaper, so every descendant of a submission,
 detached ones included, stays findable below it until it is killed.
 
@@ -49,7 +49,7 @@ def _warm_up() -> None:
 
 
 def _child(fds: list[int]) -> None:
-    from autograder.harness import sandbox
+    from autograder.harness import sandbox_server
 
     req_fd, resp_fd, out_fd = fds
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -61,7 +61,7 @@ def _child(fds: list[int]) -> None:
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     try:
-        sandbox.serve_forked(req_fd, resp_fd)
+        sandbox_server.serve_forked(req_fd, resp_fd)
     finally:
         os._exit(0)
 
@@ -72,7 +72,7 @@ def main() -> None:
 
 def serve_forked(sock_fd: int, env: dict[str, str]) -> None:
     """Become a zygote in a process just forked from a grading worker (see
-    ``client.Zygote``), before that worker has seen any submission or test:
+    ``sandbox_handle.Zygote``), before that worker has seen any submission or test:
     everything it imported is inherited, so there is nothing to wait for.
 
     What must not reach a sandbox is the worker's file descriptors (its

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 import sodl_ref
-from autograder.grade import grade_cells, load_zip
-from autograder.harness.limits import ensure_user
-from autograder.notebooks import grading_cells
+from autograder.grade import grade_cells
+from autograder.harness.accounts import ensure_user
+from autograder.package import load_zip
+from autograder.submission import grading_cells
 
 pytestmark = pytest.mark.timeout(300)
 AS_ROOT = os.geteuid() == 0
@@ -162,8 +163,8 @@ def test_every_attack_in_one_parallel_batch(fast, toy_zip, key_notebook, tmp_pat
     import csv
     import zipfile
 
-    from autograder.grade import grade_batch
-    from autograder.gradescope_env import ASSIGNMENT_FILE
+    from autograder.batch import grade_batch
+    from autograder.package import ASSIGNMENT_FILE
 
     from .conftest import with_extra_cell, write_nb
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from autograder.build import prepare
-from autograder.grade import grade_batch, merge_gradebooks
+from autograder.batch import grade_batch, merge_gradebooks
 from autograder.synthetic import make_class
 
 pytestmark = pytest.mark.timeout(900)
@@ -58,7 +58,7 @@ def test_two_hundred_submissions_make_a_full_gradebook_with_feedback_and_charts(
 
 
 def test_feedback_never_shows_hidden_test_code(graded, toy_zip):
-    from autograder.grade import load_zip
+    from autograder.package import load_zip
 
     hidden = [t.code for q in load_zip(toy_zip).assignment.questions for t in q.tests if t.hidden]
     for fb in graded.glob("*/feedback.md"):

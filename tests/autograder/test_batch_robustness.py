@@ -108,7 +108,7 @@ def test_malformed_notebooks_get_a_valid_zero(toy_zip, tmp_path, content, messag
 
 
 def test_nbformat3_and_reordered_cells_are_graded(toy_zip, key_notebook, tmp_path):
-    from autograder.notebooks import grading_cells
+    from autograder.submission import grading_cells
 
     cells = grading_cells(key_notebook)
     v3 = {"nbformat": 3, "nbformat_minor": 0, "metadata": {},
@@ -135,7 +135,7 @@ def test_huge_outputs_and_unicode_names(toy_zip, key_notebook, tmp_path):
 
 
 def test_two_notebooks_and_a_renamed_function(toy_zip, key_notebook, tmp_path):
-    from autograder.notebooks import grading_cells
+    from autograder.submission import grading_cells
 
     sub = tmp_path / "two"
     write_nb(sub / "week01.ipynb", key_notebook)

@@ -6,19 +6,19 @@ from pathlib import Path
 
 import pytest
 
-from autograder.grade import grade_cells, load_zip
-from autograder.notebooks import grading_cells
+from autograder.grade import grade_cells
+from autograder.package import load_zip
+from autograder.submission import grading_cells
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.cuda
-def test_same_grade_on_cuda_as_on_cpu(toy_zip, key_notebook, monkeypatch):
+def test_same_grade_on_cuda_as_on_cpu(toy_zip, key_notebook):
     packaged = load_zip(toy_zip)
     cells = grading_cells(key_notebook) + ["def mean(x):\n    return float(np.sum(x))"]
     cpu = grade_cells(packaged, cells, "cpu")
-    monkeypatch.setenv("SODL_DEVICE", "cuda")
-    gpu = grade_cells(packaged, cells, "gpu")
+    gpu = grade_cells(packaged, cells, "gpu", device="cuda")
     assert [q.score for q in gpu.questions] == [q.score for q in cpu.questions]
 
 

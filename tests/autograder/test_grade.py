@@ -6,9 +6,11 @@ import time
 import pytest
 
 from autograder import report
+from autograder.batch import grade_batch
+from autograder.grade import grade_cells, grade_submission
 from autograder.gradescope import results_json, validate_results
-from autograder.grade import grade_batch, grade_cells, grade_submission, load_zip
-from autograder.notebooks import grading_cells
+from autograder.package import load_zip
+from autograder.submission import grading_cells
 
 from .conftest import with_extra_cell, write_nb
 

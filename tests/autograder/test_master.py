@@ -3,7 +3,7 @@ import nbformat
 import pytest
 
 from autograder.master import MasterFormatError, parse_master
-from autograder.notebooks import strip_solutions, to_doctest
+from autograder.authoring import strip_solutions, to_doctest
 
 
 def _nb(tmp_path, cells):
@@ -80,7 +80,7 @@ def test_doctest_conversion_keeps_compound_statements():
 def test_top_level_imports_of_the_key_are_preloaded_but_not_otter_or_hidden_packages():
     from autograder.build import with_notebook_preload
     from autograder.config import GradingConfig
-    from autograder.notebooks import top_level_imports
+    from autograder.submission import top_level_imports
 
     cells = ["import otter\ngrader = otter.Notebook('w.ipynb')",
              "import numpy as np, scipy.linalg\nfrom matplotlib import pyplot as plt\nfrom . import local",

@@ -5,7 +5,8 @@ import os
 import time
 
 from autograder.harness import wire
-from autograder.harness.client import Sandbox, SandboxLimits, Zygote
+from autograder.harness.protocol import SandboxLimits
+from autograder.harness.sandbox_handle import Sandbox, Zygote
 
 
 def _fds_seen_by_a_sandbox(slot: int) -> list[str]:

@@ -1,5 +1,6 @@
-"""Notebooks made from a master: the student's, the answer key, and the
-cells a submission contributes to grading."""
+"""Authoring: the notebooks made from a master, the student's and the
+answer key (``sodl build``). What grading reads of a notebook is in
+``submission``."""
 from __future__ import annotations
 
 import ast
@@ -12,7 +13,6 @@ from autograder.config import AssignmentConfig
 if TYPE_CHECKING:  # parsing masters (nbformat) is not needed to grade
     from autograder.master import Master
 
-IGNORE_TAG = "otter_ignore"
 _BEGIN = re.compile(r"^(\s*)#\s*BEGIN SOLUTION(\s+NO PROMPT)?\s*$")
 _END = re.compile(r"^\s*#\s*END SOLUTION\s*$")
 _LINE = re.compile(r"^(\s*)(.*?)\s*#\s*SOLUTION\s*$")
@@ -132,43 +132,3 @@ def make_notebook(master: Master, config: AssignmentConfig, with_solutions: bool
 
 def _is_end_question(src: str) -> bool:
     return src.strip().upper().lstrip("#").strip().startswith("END QUESTION")
-
-
-def grading_cells(nb: dict) -> list[str]:
-    """The code a submission contributes to grading: its code cells without
-    the ``otter_ignore`` tag, in order. ``nb`` is a loosely validated
-    notebook dict (whatever the student sent)."""
-    out = []
-    for cell in nb.get("cells", []):
-        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
-            continue
-        meta = cell.get("metadata") if isinstance(cell.get("metadata"), dict) else {}
-        tags = meta.get("tags") if isinstance(meta.get("tags"), list) else []
-        if IGNORE_TAG in tags:
-            continue
-        src = cell.get("source", "")
-        if isinstance(src, list):
-            src = "".join(s for s in src if isinstance(s, str))
-        if isinstance(src, str) and src.strip():
-            out.append(src)
-    return out
-
-
-def top_level_imports(cells: list[str]) -> list[str]:
-    """Modules the cells import at their top level, in order of first
-    appearance: ``import a.b`` gives ``a.b``; ``from a import b`` gives ``a``
-    and ``a.b`` (which may not be a module; the zygote skips what it cannot
-    import). Relative imports and cells that do not parse are skipped."""
-    found: dict[str, None] = {}
-    for src in cells:
-        try:
-            tree = ast.parse(src)
-        except SyntaxError:
-            continue
-        for node in tree.body:
-            if isinstance(node, ast.Import):
-                found.update(dict.fromkeys(alias.name for alias in node.names))
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                found[node.module] = None
-                found.update(dict.fromkeys(f"{node.module}.{alias.name}" for alias in node.names if alias.name != "*"))
-    return list(found)

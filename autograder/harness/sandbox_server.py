@@ -1,9 +1,10 @@
-"""The untrusted side: executes a student's notebook and serves requests.
+"""Runs in: the sandbox. Executes a student's notebook and serves requests.
 
-Run as ``python -m autograder.harness.sandbox REQ_FD RESP_FD``. The trusted
-parent sends a start message (cells, limits, user); this process imports
-the preload modules, drops privileges and sets resource limits, executes
-the cells, then answers requests (call a function, read a variable, use a
+A sandbox is forked by the zygote (``zygote._child`` calls
+:func:`serve_forked`) with the preload modules already imported. The
+grader sends a start message (cells, scratch folder, account, limits:
+see ``protocol``); this process enters the jail (``jail``), executes the
+cells, then answers requests (call a function, read a variable, use a
 handle) until told to stop. Every reply is plain data (see ``wire``); this
 process never sees the tests, the expected values or the results file.
 """
@@ -16,6 +17,7 @@ import types
 from time import perf_counter as _clock  # bound before student code can patch `time`
 
 from autograder.harness import wire
+from autograder.harness.protocol import Event, Op, SandboxLimits
 
 MAX_ITER_ITEMS = 100_000
 
@@ -87,7 +89,7 @@ class Server:
     def run_cells(self, cells: list[dict]) -> None:
         for cell in cells:
             idx = cell["index"]
-            self.send({"event": "cell_start", "index": idx})
+            self.send({"event": Event.CELL_START, "index": idx})
             error = None
             started = _clock()
             try:
@@ -97,7 +99,7 @@ class Server:
                 error = describe_exception(e)
             seconds = _clock() - started
             _flush_output()
-            self.send({"event": "cell_done", "index": idx, "error": error, "seconds": seconds})
+            self.send({"event": Event.CELL_DONE, "index": idx, "error": error, "seconds": seconds})
 
     def names(self) -> dict[str, str]:
         kinds = {}
@@ -115,7 +117,7 @@ class Server:
         while True:
             msg, blobs = wire.read_message(self.req_fd)
             op = msg.get("op")
-            if op == "bye":
+            if op == Op.BYE:
                 return
             # The seconds in student code, for the grader's accounting: from
             # here, or from where ``dispatch`` has decoded the arguments.
@@ -139,35 +141,35 @@ class Server:
 
     def dispatch(self, op, msg, blobs):
         dec = lambda tree: wire.decode(tree, blobs, self.resolve_handle)  # noqa: E731
-        if op == "names":
+        if op == Op.NAMES:
             return self.names()
-        if op == "get":
+        if op == Op.GET:
             name = msg["name"]
             if name not in self.namespace:
                 raise NameError(f"name '{name}' is not defined")
             return self.namespace[name]
-        if op == "call":
+        if op == Op.CALL:
             target = self.target(msg)
             args = self.place(dec(msg.get("args", [])))
             kwargs = self.place(dec(msg.get("kwargs", {"__t__": "dict", "k": [], "v": []})))
             self.student_started = _clock()
             return target(*args, **kwargs)
-        if op == "getattr":
+        if op == Op.GETATTR:
             return getattr(self.target(msg), str(msg["attr"]))
-        if op == "getitem":
+        if op == Op.GETITEM:
             target, key = self.target(msg), dec(msg["key"])
             self.student_started = _clock()
             return target[key]
-        if op == "len":
+        if op == Op.LEN:
             return len(self.target(msg))
-        if op == "list":
+        if op == Op.LIST:
             out = []
             for item in self.target(msg):
                 out.append(item)
                 if len(out) > MAX_ITER_ITEMS:
                     raise ValueError("iterable too long to send back")
             return out
-        if op == "fork_variant":  # only the diagnosis sandbox gets this (answer key + one mutant)
+        if op == Op.FORK_VARIANT:  # only the diagnosis sandbox gets this (answer key + one mutant)
             self.fork_variant(msg["code"])
             return {"__variant_end__": True}
         raise wire.WireError(f"unknown op {op!r}")
@@ -239,33 +241,34 @@ def describe_exception(e: BaseException) -> dict:
     return {"type": type(e).__name__[:100], "message": _safe_str(e), "traceback": tb}
 
 
-def prepare(start: dict) -> list[str]:
+def prepare(start: dict, limits: SandboxLimits) -> list[str]:
     """Privilege drop and limits, before any student code runs. (The
     preload modules were imported by the zygote before it forked us.)"""
-    from autograder.harness import limits
+    from autograder.harness import jail
 
     sys.modules["otter"] = _otter_stub()
     torch = sys.modules.get("torch")
     if torch is not None:  # the same numbers on CPU and GPU: no TF32 shortcuts
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
-    return limits.enter_sandbox(start)
+    return jail.enter_sandbox(start["workdir"], start.get("user"), limits)
 
 
 def serve_forked(req_fd: int, resp_fd: int) -> None:
     """Entry point of a sandbox forked by the zygote."""
     msg, _ = wire.read_message(req_fd)
     server = Server(req_fd, resp_fd)
-    server.device = str(msg.get("device", "cpu"))
     try:
-        missing = prepare(msg)
+        limits = SandboxLimits.from_dict(msg["limits"])
+        server.device = limits.device
+        missing = prepare(msg, limits)
     except BaseException as e:  # noqa: BLE001
-        server.send({"event": "fatal", "error": describe_exception(e)})
+        server.send({"event": Event.FATAL, "error": describe_exception(e)})
         os._exit(3)
-    server.send({"event": "started", "pid": os.getpid(), "missing": missing})
+    server.send({"event": Event.STARTED, "pid": os.getpid(), "missing": missing})
     # sys.exit() in student code is just an exception here: it is reported
     # as an error of its cell (or of the call), and the server goes on.
     server.run_cells(msg["cells"])
-    server.send({"event": "ready", "names": server.names()})
+    server.send({"event": Event.READY, "names": server.names()})
     server.serve()
     os._exit(0)

@@ -11,7 +11,7 @@ from autograder import workers
 from autograder.build import BuiltWeek, prepare
 from autograder.course import Week
 from autograder.grade import grade_cells_job
-from autograder.notebooks import grading_cells
+from autograder.submission import grading_cells
 
 MIN_MUTANTS = 2
 GRADESCOPE_MB = 768  # Gradescope's default machine: 768 MB, half a CPU, 10 minutes

@@ -1,4 +1,4 @@
-"""The trusted side's handle on one sandbox process.
+"""Runs in: the grader. The grader's handle on one sandbox process, and on its zygote.
 
 ``Sandbox.start`` launches the untrusted process, sends it the notebook's
 cells and watches each cell with a timeout; a cell that hangs or kills the
@@ -24,23 +24,8 @@ import time
 from dataclasses import dataclass, field
 
 from autograder.harness import wire
-from autograder.harness.limits import SandboxUser, kill_everything
-
-
-@dataclass
-class SandboxLimits:
-    """Resource limits of one sandbox (see ``config.GradingConfig``)."""
-
-    cell_timeout: float = 60.0
-    startup_timeout: float = 60.0
-    memory_mb: int = 700
-    cpu_seconds: int = 600
-    max_processes: int = 64
-    max_file_mb: int = 16
-    max_output_kb: int = 64
-    preload: tuple[str, ...] = ()
-    hidden_packages: tuple[str, ...] = ()
-    device: str = "cpu"
+from autograder.harness.accounts import SandboxUser, kill_everything
+from autograder.harness.protocol import Event, SandboxLimits
 
 
 @dataclass
@@ -145,6 +130,8 @@ class Zygote:
         started as a new interpreter."""
         key = (slot, tuple(preload))
         with cls._lock:
+            if not cls._by_key:  # the first zygote of this process: kill them all at exit
+                _register_shutdown()
             z = cls._by_key.get(key)
             if z is None or z.proc.poll() is not None:
                 z = cls._by_key[key] = cls(tuple(preload), startup_timeout, fork=fork and z is None)
@@ -172,7 +159,18 @@ class Zygote:
             cls._by_key.clear()
 
 
-atexit.register(Zygote.shutdown_all)
+
+_shutdown_registered = False
+
+
+def _register_shutdown() -> None:
+    """Kill every zygote (and its sandboxes) when this process exits.
+    Registered with the first zygote, not at import: importing the handle
+    has no side effect."""
+    global _shutdown_registered
+    if not _shutdown_registered:
+        _shutdown_registered = True
+        atexit.register(Zygote.shutdown_all)
 
 
 class _ForkedProcess:
@@ -269,9 +267,7 @@ class Sandbox:
         wire.write_message(self.req_fd, {
             "cells": cells, "workdir": self.workdir,
             "user": None if self.user is None else {"uid": self.user.uid, "gid": self.user.gid},
-            "memory_mb": lim.memory_mb, "cpu_seconds": lim.cpu_seconds,
-            "max_processes": lim.max_processes, "max_file_mb": lim.max_file_mb,
-            "hidden_packages": list(lim.hidden_packages), "device": lim.device,
+            "limits": lim.to_dict(),
         })
         current = None
         wait = min(lim.startup_timeout, max(0.1, deadline - time.monotonic()))
@@ -287,15 +283,15 @@ class Sandbox:
                         f"cell {current + 1} ended the Python process (os._exit, a signal, or out of memory)")
                 return CellIssue(current, kind, text)
             event = msg.get("event")
-            if event == "started":
+            if event == Event.STARTED:
                 _log_missing(msg.get("missing"))
-            if event == "fatal":
+            if event == Event.FATAL:
                 raise GraderFailure(f"sandbox set-up failed: {msg.get('error')}")
-            if event == "cell_start":
+            if event == Event.CELL_START:
                 current = int(msg["index"])
                 cell_started = time.monotonic()
                 wait = min(lim.cell_timeout, max(0.1, deadline - time.monotonic()))
-            elif event == "cell_done":
+            elif event == Event.CELL_DONE:
                 if current is not None:
                     self._count_student_time(msg, time.monotonic() - cell_started)
                 err = msg.get("error")
@@ -306,7 +302,7 @@ class Sandbox:
                         f"cell {int(msg['index']) + 1} raised {info.get('type')}: {str(info.get('message'))[:300]}"))
                 current = None
                 wait = min(lim.cell_timeout, max(0.1, deadline - time.monotonic()))
-            elif event == "ready":
+            elif event == Event.READY:
                 self.peak_memory_mb = max(self.peak_memory_mb, _peak_rss_mb(self.pid))
                 names = msg.get("names")
                 self.names = {str(k): str(v) for k, v in names.items()} if isinstance(names, dict) else {}

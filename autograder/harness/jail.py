@@ -1,89 +1,21 @@
-"""Process isolation for the sandbox: user, resource limits, clean-up.
+"""Runs in: the sandbox. The jail: mounts, chroot, resource limits, privilege drop.
 
-``enter_sandbox`` runs inside the sandbox process after its imports and
-before any student code; the other functions run on the trusted side.
+:func:`enter_sandbox` runs inside a freshly forked sandbox process, after
+the zygote's imports and before any student code, in this order: measure
+the address space already mapped (before chroot hides /proc), leave the
+network, build the filesystem jail and chroot into it, drop to the
+unprivileged account, set the rlimits, clear the environment.
 """
 from __future__ import annotations
 
 import ctypes
-import fcntl
 import os
-import pwd
 import resource
-import signal
-import subprocess
 import sys
-import threading
-import time
-from dataclasses import dataclass
+
+from autograder.harness.protocol import SandboxLimits
 
 MB = 1 << 20
-
-
-@dataclass(frozen=True)
-class SandboxUser:
-    """The unprivileged account student code runs as.
-
-    Attributes:
-        name: account name.
-        uid, gid: its numeric ids.
-    """
-
-    name: str
-    uid: int
-    gid: int
-
-
-_held: dict[tuple[str, int], tuple[SandboxUser, int]] = {}
-_held_lock = threading.Lock()
-LOCK_DIR = "/tmp/sodl-sandbox-accounts"
-MAX_ACCOUNTS = 64
-
-
-def ensure_user(base: str, slot: int = 0) -> SandboxUser | None:
-    """The sandbox account for this process's grading slot ``slot``.
-
-    Every concurrent grading, in this process or any other on the machine,
-    needs an account of its own: clean-up kills every process of the
-    account. Accounts ``{base}0``, ``{base}1``... are claimed with a lock
-    file held for the life of this process; one is created when missing.
-
-    Returns None when not running as root: then student code runs as the
-    grader's own user (the sandbox logs what protection is missing).
-    """
-    if os.geteuid() != 0:
-        return None
-    with _held_lock:
-        if (base, slot) in _held:
-            return _held[(base, slot)][0]
-        os.makedirs(LOCK_DIR, mode=0o700, exist_ok=True)
-        taken = {u.name for u, _ in _held.values()}
-        for i in range(MAX_ACCOUNTS):
-            name = f"{base}{i}"
-            if name in taken:
-                continue
-            fd = os.open(os.path.join(LOCK_DIR, f"{name}.lock"), os.O_CREAT | os.O_RDWR, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                continue
-            user = _account(name)
-            _held[(base, slot)] = (user, fd)
-            return user
-    raise RuntimeError(f"all {MAX_ACCOUNTS} sandbox accounts {base}N are in use by other graders")
-
-
-def _account(name: str) -> SandboxUser:
-    try:
-        entry = pwd.getpwnam(name)
-    except KeyError:
-        subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
-            check=False, capture_output=True,
-        )
-        entry = pwd.getpwnam(name)  # (another grader may have created it meanwhile)
-    return SandboxUser(name, entry.pw_uid, entry.pw_gid)
 
 
 def _vm_size() -> int:
@@ -167,7 +99,7 @@ def build_jail(root: str, hidden_packages: list[str], gpu: bool = False) -> None
     os.makedirs(root + "/tmp", exist_ok=True)
 
 
-def enter_sandbox(start: dict) -> list[str]:
+def enter_sandbox(workdir: str, user: dict | None, limits: SandboxLimits) -> list[str]:
     """Drop privileges and set limits (called inside the sandbox process,
     after its imports, before any student code). Returns the protections
     that could not be applied, for the grader's log.
@@ -179,17 +111,15 @@ def enter_sandbox(start: dict) -> list[str]:
     the resource limits.
     """
     missing = []
-    workdir = start["workdir"]
-    user = start.get("user")
     # The address space limit counts what the preloaded libraries already
     # mapped, so the student's budget is added on top of it (read before
     # chroot hides /proc).
-    mem = _vm_size() + start["memory_mb"] * MB
+    mem = _vm_size() + limits.memory_mb * MB
     if user and os.geteuid() == 0:
         if not _unshare(CLONE_NEWNET):
             missing.append("network isolation (unshare of the network namespace failed)")
         if _unshare(CLONE_NEWNS):
-            build_jail(workdir, list(start.get("hidden_packages", [])), gpu=start.get("device", "cpu") != "cpu")
+            build_jail(workdir, list(limits.hidden_packages), gpu=limits.device != "cpu")
             os.chroot(workdir)
             workdir = "/tmp"
             os.chmod(workdir, 0o1777)
@@ -201,81 +131,18 @@ def enter_sandbox(start: dict) -> list[str]:
         os.setgroups([])
         os.setgid(user["gid"])
         os.setuid(user["uid"])
-        resource.setrlimit(resource.RLIMIT_NPROC, (start["max_processes"],) * 2)
+        resource.setrlimit(resource.RLIMIT_NPROC, (limits.max_processes,) * 2)
     else:
         os.chdir(workdir)
         missing.append("not root: student code runs as the grader's user, can read what it can read, "
                        "and can use the network")
     os.umask(0o077)
     resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-    resource.setrlimit(resource.RLIMIT_CPU, (start["cpu_seconds"], start["cpu_seconds"] + 5))
-    fsize = start["max_file_mb"] * MB
+    resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 5))
+    fsize = limits.max_file_mb * MB
     resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     os.environ.clear()
     os.environ.update({"HOME": workdir, "TMPDIR": workdir, "PATH": "/usr/bin:/bin",
                        "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"})
     return missing
-
-
-def parent_pids() -> dict[int, int]:
-    """pid -> parent pid of every process we can see."""
-    out = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read()
-            out[int(entry)] = int(stat[stat.rindex(b")") + 2:].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-    return out
-
-
-def descendants(root_pid: int, parents: dict[int, int] | None = None) -> set[int]:
-    """Every process below ``root_pid`` (not itself), from ``parents``
-    (:func:`parent_pids` when not given)."""
-    children: dict[int, list[int]] = {}
-    for pid, ppid in (parent_pids() if parents is None else parents).items():
-        children.setdefault(ppid, []).append(pid)
-    found, stack = set(), list(children.get(root_pid, []))
-    while stack:
-        pid = stack.pop()
-        if pid not in found:
-            found.add(pid)
-            stack += children.get(pid, [])
-    return found
-
-
-def _pids_to_kill(root_pid: int, user: SandboxUser | None) -> set[int]:
-    """Every process the submission started: all descendants of the zygote
-    (a child subreaper, so detached ones stay below it) and, when grading
-    as root, every process of the sandbox account."""
-    parents = parent_pids()
-    found = descendants(root_pid, parents)
-    if user is not None:
-        for pid in parents:
-            try:
-                if os.stat(f"/proc/{pid}").st_uid == user.uid:
-                    found.add(pid)
-            except OSError:
-                continue
-    found.discard(os.getpid())
-    found.discard(root_pid)
-    return found
-
-
-def kill_everything(root_pid: int, user: SandboxUser | None) -> None:
-    """SIGKILL every process below ``root_pid`` (and of ``user``), repeating
-    until nothing is left (a fork bomb keeps forking while we kill)."""
-    for _ in range(100):
-        pids = _pids_to_kill(root_pid, user)
-        if not pids:
-            return
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        time.sleep(0.005)

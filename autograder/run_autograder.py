@@ -1,0 +1,57 @@
+"""What Gradescope runs: ``python -m autograder.run_autograder --root /autograder``.
+
+The zip's ``run_autograder`` script calls this module (as otter's
+``otter/run/run_autograder`` is called). It grades ``root/submission``
+with the assignment in ``root/source`` and writes
+``root/results/results.json``, always, last, after every student process
+is gone.
+"""
+from __future__ import annotations
+
+import os
+import traceback
+from pathlib import Path
+
+from autograder.atomic import write_json_atomic
+from autograder.gradescope import failure_json, results_json
+from autograder.package import ASSIGNMENT_FILE, load_packaged_assignment
+
+
+def run_autograder(root: Path, device: str = "cpu") -> Path:
+    """Grade ``root/submission`` with ``root/source``; write ``root/results/results.json``."""
+    from autograder.grade import grade_submission
+
+    results = root / "results" / "results.json"
+    try:
+        packaged = load_packaged_assignment((root / "source" / ASSIGNMENT_FILE).read_bytes())
+    except Exception as e:  # noqa: BLE001
+        write_json_atomic(results, failure_json(f"The autograder is misconfigured ({type(e).__name__}); "
+                                                "please tell your instructor."))
+        return results
+    try:
+        result = grade_submission(packaged, root / "submission", name="submission", device=device)
+        data = results_json(result)
+    except Exception:  # noqa: BLE001 - whatever happened, a valid results.json
+        traceback.print_exc()
+        data = failure_json("The autograder failed while grading your submission; please tell your "
+                            "instructor. Your submission was not graded.", packaged.assignment.total_points)
+    write_json_atomic(results, data)  # last: every student process is gone by now
+    return results
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m autograder.run_autograder")
+    p.add_argument("--root", default=os.environ.get("AUTOGRADER_ROOT", "/autograder"))
+    # The GPU image (docker/Dockerfile.gpu) sets SODL_DEVICE=cuda; read here, at the edge, only.
+    p.add_argument("--device", choices=("cpu", "cuda"), default=os.environ.get("SODL_DEVICE", "cpu"))
+    args = p.parse_args(argv)
+    run_autograder(Path(args.root), args.device)
+    return 0
+
+
+if __name__ == "__main__":
+    from autograder.shutdown import exit_now
+
+    exit_now(main())

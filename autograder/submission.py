@@ -1,0 +1,133 @@
+"""A submission as the grader reads it: the notebook found in what the
+student sent, its graded cells, their content hash and the seed of the
+grading inputs. Plain data only: no sandbox, no tests."""
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+from pathlib import Path
+
+from autograder.records import Assignment
+
+MAX_NOTEBOOK_BYTES = 512 << 20
+IGNORE_TAG = "otter_ignore"
+
+
+class SubmissionError(Exception):
+    """The submission cannot be graded at all; the message says what to fix."""
+
+
+def find_notebook(path: Path, assignment: Assignment) -> tuple[Path, list[str]]:
+    """The file to grade in a submission (a notebook, or a folder holding one)."""
+    notes = []
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+        nbs = [p for p in files if p.suffix == ".ipynb" and ".ipynb_checkpoints" not in p.parts]
+        if not nbs:
+            pys = [p for p in files if p.suffix == ".py"]
+            if len(pys) == 1:
+                notes.append(f"You submitted {pys[0].name}, not a notebook: it was graded as one code cell. "
+                             f"Submit {assignment.name}.ipynb next time.")
+                return pys[0], notes
+            names = ", ".join(p.name for p in files[:5]) or "nothing"
+            raise SubmissionError(f"No notebook found in your submission (it holds: {names}). "
+                                  f"Submit {assignment.name}.ipynb.")
+        if len(nbs) > 1:
+            named = [p for p in nbs if p.name == f"{assignment.name}.ipynb"]
+            chosen = named[0] if named else nbs[0]
+            notes.append(f"Your submission holds {len(nbs)} notebooks; {chosen.name} was graded. "
+                         "Submit only one.")
+            return chosen, notes
+        path = nbs[0]
+    if not path.exists():
+        raise SubmissionError(f"{path.name}: file not found")
+    if path.suffix != ".ipynb" and path.suffix == ".py":
+        notes.append(f"{path.name} is not a notebook: it was graded as one code cell.")
+    elif path.name != f"{assignment.name}.ipynb":
+        notes.append(f"Your notebook is named {path.name}; expected {assignment.name}.ipynb (graded anyway).")
+    return path, notes
+
+
+def read_cells(path: Path) -> list[str]:
+    """The graded code of a submission file; SubmissionError if unreadable."""
+    size = path.stat().st_size
+    if size > MAX_NOTEBOOK_BYTES:
+        raise SubmissionError(f"{path.name} is {size >> 20} MB; the limit is {MAX_NOTEBOOK_BYTES >> 20} MB. "
+                              "Clear the outputs (Kernel > Restart & Clear Output) and submit again.")
+    raw = path.read_bytes()
+    if path.suffix == ".py":
+        return [raw.decode("utf-8", "replace")]
+    try:
+        nb = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise SubmissionError(f"{path.name} is not a valid notebook (it is not JSON). Download your "
+                              "notebook again from Jupyter (File > Download .ipynb) and resubmit.") from None
+    if not isinstance(nb, dict):
+        raise SubmissionError(f"{path.name} is not a valid notebook (expected a JSON object).")
+    if "worksheets" in nb and "cells" not in nb:  # nbformat 3
+        cells = []
+        for ws in nb.get("worksheets") or []:
+            for c in (ws.get("cells") or []) if isinstance(ws, dict) else []:
+                if isinstance(c, dict):
+                    c = dict(c, source=c.get("input", ""))
+                    cells.append(c)
+        nb = {"cells": cells}
+    if not isinstance(nb.get("cells"), list):
+        raise SubmissionError(f"{path.name} is not a valid notebook (no list of cells).")
+    return grading_cells(nb)
+
+
+def content_hash(cells: list[str]) -> str:
+    """Hash of a submission's graded code (whitespace at line ends ignored)."""
+    norm = "\0".join("\n".join(line.rstrip() for line in c.strip().splitlines()) for c in cells)
+    return hashlib.sha256(norm.encode()).hexdigest()[:16]
+
+
+def submission_seed(cells: list[str]) -> int:
+    """Seed of a submission's grading inputs: from its content, so regrades agree."""
+    return int.from_bytes(hashlib.sha256("\0".join(cells).encode()).digest()[:4], "big")
+
+
+def submission_name(path: Path) -> str:
+    return path.name if path.is_dir() else path.stem
+
+
+def grading_cells(nb: dict) -> list[str]:
+    """The code a submission contributes to grading: its code cells without
+    the ``otter_ignore`` tag, in order. ``nb`` is a loosely validated
+    notebook dict (whatever the student sent)."""
+    out = []
+    for cell in nb.get("cells", []):
+        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+            continue
+        meta = cell.get("metadata") if isinstance(cell.get("metadata"), dict) else {}
+        tags = meta.get("tags") if isinstance(meta.get("tags"), list) else []
+        if IGNORE_TAG in tags:
+            continue
+        src = cell.get("source", "")
+        if isinstance(src, list):
+            src = "".join(s for s in src if isinstance(s, str))
+        if isinstance(src, str) and src.strip():
+            out.append(src)
+    return out
+
+
+def top_level_imports(cells: list[str]) -> list[str]:
+    """Modules the cells import at their top level, in order of first
+    appearance: ``import a.b`` gives ``a.b``; ``from a import b`` gives ``a``
+    and ``a.b`` (which may not be a module; the zygote skips what it cannot
+    import). Relative imports and cells that do not parse are skipped."""
+    found: dict[str, None] = {}
+    for src in cells:
+        try:
+            tree = ast.parse(src)
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.Import):
+                found.update(dict.fromkeys(alias.name for alias in node.names))
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                found[node.module] = None
+                found.update(dict.fromkeys(f"{node.module}.{alias.name}" for alias in node.names if alias.name != "*"))
+    return list(found)
