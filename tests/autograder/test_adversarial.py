@@ -66,10 +66,15 @@ TAMPERING = [
                         "def square(x):\n    return torch.zeros(np.shape(x)).as_subclass(T)", WRONG_SQUARE),
     ("nan_answer", "def mean(x):\n    return float('nan')", WRONG_MEAN),
     ("inf_answer", "def square(x):\n    return np.full(np.shape(x), np.inf)", WRONG_SQUARE),
-    # exits and exceptions
+    # exits and exceptions, in a cell (the cell is reported and skipped) or in a graded function
+    ("sys_exit_in_cell", "import sys\nsys.exit(0)", FULL),
+    ("keyboard_interrupt_in_cell", "raise KeyboardInterrupt", FULL),
+    ("os_exit_in_cell", "import os\nos._exit(1)", FULL),
     ("sys_exit_in_function", "import sys\ndef mean(x):\n    sys.exit(0)", WRONG_MEAN),
     ("base_exception_in_function", "class B(BaseException):\n    pass\ndef mean(x):\n    raise B()", WRONG_MEAN),
     ("os_exit_in_function", "import os\ndef square(x):\n    os._exit(0)", WRONG_SQUARE),
+    ("detached_child", "import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
+                       "        time.sleep(30)\n        os._exit(0)\n    os._exit(0)\ntime.sleep(0.2)", FULL),
     ("kill_parent", "import os, signal\ntry:\n    os.kill(os.getppid(), signal.SIGKILL)\nexcept Exception:\n    pass\n"
                     "try:\n    os.kill(-1, signal.SIGKILL)\nexcept Exception:\n    pass", FULL),
     ("print_fake_results", "print('{\"score\": 1000, \"tests\": []}')", FULL),
@@ -78,6 +83,10 @@ TAMPERING = [
     ("memory_hog_function", "def square(x):\n    return np.ones((1 << 28, 64))", WRONG_SQUARE),
     ("fork_bomb", "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass", FULL),
     ("stdout_flood", "import sys\nfor _ in range(100):\n    sys.stdout.write('x' * 1_000_000)", FULL),
+    ("infinite_loop_in_cell", "while True:\n    pass", FULL),
+    ("infinite_loop_sigterm_ignored_in_cell",
+     "import signal\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nwhile True:\n    pass", FULL),
+    ("infinite_loop_in_function", "def square(x):\n    while True:\n        pass", WRONG_SQUARE),
     ("infinite_loop_sigterm_ignored_in_function",
      "import signal\ndef mean(x):\n    signal.signal(signal.SIGTERM, signal.SIG_IGN)\n    while True:\n        pass", WRONG_MEAN),
     ("deep_nesting", "def mean(x):\n    v = []\n    for _ in range(10000):\n        v = [v]\n    return v", WRONG_MEAN),
@@ -121,8 +130,7 @@ def test_files_network_and_reference_are_out_of_reach(fast, key_notebook, toy_zi
 
 @pytest.mark.skipif(not AS_ROOT, reason="process clean-up by account needs root")
 def test_detached_children_are_gone_when_grading_ends(fast, key_notebook, tmp_path):
-    attack = ("import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
-              "        time.sleep(30)\n        os._exit(0)\n    os._exit(0)\ntime.sleep(0.2)")
+    attack = dict((name, code) for name, code, _ in TAMPERING)["detached_child"]
     scores, _ = grade_with(fast, key_notebook, attack)
     assert scores == FULL
     uid = ensure_user(fast.grading.sandbox_user, 0).uid

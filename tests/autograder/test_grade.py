@@ -12,7 +12,7 @@ from autograder.gradescope import results_json, validate_results
 from autograder.package import load_zip
 from autograder.submission import grading_cells
 
-from .conftest import with_extra_cell, write_nb
+from .conftest import write_nb
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -80,18 +80,13 @@ def test_folder_without_notebook_and_py_file(packaged, tmp_path, key_notebook):
     assert res.score == 3 and "not a notebook" in res.messages[0]
 
 
-@pytest.mark.parametrize("attack, expected", [
-    ("import sys\nsys.exit(0)", {"q1_square": 2, "q2_mean": 1}),
-    ("raise KeyboardInterrupt", {"q1_square": 2, "q2_mean": 1}),
-    ("import os\nos._exit(1)", {"q1_square": 2, "q2_mean": 1}),
-    ("while True:\n    pass", {"q1_square": 2, "q2_mean": 1}),
-    ("import signal\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nwhile True:\n    pass", {"q1_square": 2, "q2_mean": 1}),
-])
-def test_hostile_cell_costs_nothing_else(fast, key_notebook, attack, expected):
+def test_hostile_cell_is_reported_and_the_cells_after_it_still_run(fast, key_notebook):
+    """The attacks themselves are in test_adversarial's table; here, where
+    the student reads about a failed cell."""
     cells = grading_cells(key_notebook)
-    res = grade_cells(fast, cells[:-1] + [attack] + cells[-1:], "attack")
-    assert _scores(res) == expected
-    assert res.messages  # the student is told which cell failed
+    res = grade_cells(fast, cells[:-1] + ["import sys\nsys.exit(0)"] + cells[-1:], "attack")
+    assert _scores(res) == {"q1_square": 2, "q2_mean": 1}
+    assert any("raised SystemExit" in m for m in res.messages)
 
 
 def test_infinite_loop_in_one_function_costs_that_question_only(fast, key_notebook):
@@ -101,13 +96,6 @@ def test_infinite_loop_in_one_function_costs_that_question_only(fast, key_notebo
     assert _scores(res) == {"q1_square": 0, "q2_mean": 1}
     assert "time limit" in res.questions[0].note
     assert time.monotonic() - t0 < 30
-
-
-def test_lying_float_gets_no_points(fast, key_notebook):
-    lie = ("class Liar(float):\n    def __eq__(self, o): return True\n    def __sub__(self, o): return 0.0\n"
-           "    def __abs__(self): return 0.0\n\ndef mean(x):\n    return Liar(123.0)")
-    res = grade_cells(fast, grading_cells(key_notebook) + [lie], "liar")
-    assert _scores(res)["q2_mean"] == 0
 
 
 def test_same_submission_same_grade_and_seed(packaged, tmp_path, key_notebook):
