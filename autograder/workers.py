@@ -64,8 +64,9 @@ def _worker_init(grader_pid: int, threads: int, preload: tuple[str, ...]) -> Non
     # no other thread: the zygote of this worker's slot (0), forked.
     if preload:
         Zygote.for_slot(0, preload, SandboxLimits.startup_timeout, fork=True)
-    # A terminated worker exits through Python, so its zygote and sandboxes
-    # are killed by the atexit clean-up instead of being orphaned.
+    # A terminated worker leaves through multiprocessing (which ends with
+    # os._exit: no atexit here); its zygote exits when the worker's socket
+    # closes, and each sandbox when its request pipe does (see ``harness``).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     threading.Thread(target=_exit_with, args=(grader_pid,), daemon=True).start()
     # The tests' own torch work gets this worker's share of the cores: with

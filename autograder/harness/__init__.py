@@ -26,11 +26,16 @@ zygote, a child subreaper, and everything of the sandbox account), and
 kills its zygotes at exit (``Zygote.shutdown_all``, registered with
 ``atexit`` when the first zygote starts). ``sodl`` turns SIGTERM into
 KeyboardInterrupt (``cli.main``), so ``kill`` stops a batch as Ctrl-C
-does; a worker turns SIGTERM into ``sys.exit`` (``workers._worker_init``)
-so its atexit clean-up kills its zygote, and a thread in each worker
-watches the grader and leaves with its sandboxes when the grader is gone
-(``workers._exit_with``). A zygote ignores SIGINT (the grader decides when
-it stops) and restores the default SIGTERM; a sandbox restores both.
+does, and the grader terminates its workers (``workers.stop``). A worker
+turns SIGTERM into ``sys.exit`` (``workers._worker_init``) and leaves
+through multiprocessing, which ends every worker with ``os._exit``: atexit
+handlers do not run in workers. What ends a worker's processes is the
+worker's death itself: its zygote reads the worker's socket and exits when
+it closes, and a sandbox exits when its request pipe closes. A thread in
+each worker watches the grader and, when the grader is gone, kills the
+worker's zygotes and leaves (``workers._exit_with``). A zygote ignores
+SIGINT (the grader decides when it stops) and restores the default
+SIGTERM; a sandbox restores both.
 Commands and the fork server leave with ``os._exit`` after their atexit
 handlers (``shutdown.exit_now``; ``fork_server``, whose one import side
 effect is registering that exit, because preloading is the only way into

@@ -12,6 +12,11 @@ Events (sandbox -> grader, while the notebook executes), the value of
 ``"event"``: see :class:`Event`. Then requests (grader -> sandbox), the
 value of ``"op"``: see :class:`Op`; each is answered by ``{"ok": value,
 "seconds"}`` or ``{"error": {"type", "message", "traceback"}, "seconds"}``.
+
+The zygote's own socket (grader -> zygote) carries less: first
+``{"preload": [...]}``, answered ``ready``; then one ``spawn`` per sandbox
+with its three file descriptors (requests, replies, output), answered by
+the sandbox's pid.
 """
 from __future__ import annotations
 
