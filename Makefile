@@ -6,7 +6,7 @@ SODL   := $(VENV)/bin/sodl
 STAMP  := $(VENV)/.sodl-installed
 TORCH  ?= torch==2.13.0
 
-.PHONY: demo test unit check build clean bench
+.PHONY: demo test unit check build clean bench test-cluster
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -32,6 +32,12 @@ build: $(STAMP)
 # under 10 minutes; writes bench/RESULTS.md.
 bench: $(STAMP)
 	$(PY) -m bench.run
+
+# Issue 17: the README's SLURM array script on a real one-node cluster
+# (installs slurm-wlm and munge when missing: run as root), one task
+# cancelled and resubmitted; the merged gradebook must equal an unsharded one.
+test-cluster: $(STAMP)
+	$(PY) scripts/cluster_check.py
 
 clean:
 	rm -rf dist grades build *.egg-info
