@@ -6,7 +6,7 @@ SODL   := $(VENV)/bin/sodl
 STAMP  := $(VENV)/.sodl-installed
 TORCH  ?= torch==2.13.0
 
-.PHONY: demo test unit check build clean bench test-cluster
+.PHONY: demo test unit check build clean bench test-cluster gpu-check
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -38,6 +38,13 @@ bench: $(STAMP)
 # cancelled and resubmitted; the merged gradebook must equal an unsharded one.
 test-cluster: $(STAMP)
 	$(PY) scripts/cluster_check.py
+
+# Issue 17: `cuda` tests and every week's samples on --device cuda and cpu
+# (same scores required); writes bench/GPU.md. DEVICE=cpu: the CPU half only
+# (what runs by default where no GPU is visible).
+DEVICE ?= auto
+gpu-check: $(STAMP)
+	OMP_NUM_THREADS=1 $(PY) scripts/gpu_check.py --device $(DEVICE)
 
 clean:
 	rm -rf dist grades build *.egg-info
