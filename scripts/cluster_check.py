@@ -114,7 +114,8 @@ def check() -> None:
     shutil.rmtree(WORK, ignore_errors=True)
     (WORK / "logs").mkdir(parents=True)
     t = time.monotonic()
-    run(SODL, "build", WEEK, "--no-check")
+    # the zip alone: grading needs neither the executed answer key nor the mutant check
+    run(SODL, "build", WEEK, "--no-check", "--no-execute")
     run(SODL, "synth", WEEK, "--n", CLASS_SIZE, "--out", WORK / "class")
     # what each synthetic student is; not a submission, so out of the glob the sbatch script grades
     (WORK / "class" / "manifest.json").rename(WORK / "manifest.json")

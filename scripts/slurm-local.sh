@@ -147,7 +147,13 @@ stop() {
 }
 
 case ${1:-} in
-    start) mkdir -p "$DIR"; start ;;
+    start)
+        ((EUID == 0)) || { log "run as root (it installs packages and starts daemons)"; exit 1; }
+        mkdir -p "$DIR"
+        # A start that fails half-way stops the daemons it had started.
+        trap 'log "start failed; stopping what it started"; stop' EXIT
+        start
+        trap - EXIT ;;
     stop) stop ;;
     env) echo "export SLURM_CONF=$CONF" ;;
     *) echo "usage: $0 start|stop|env" >&2; exit 2 ;;
