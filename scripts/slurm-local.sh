@@ -135,6 +135,13 @@ start() {
 
 stop() {
     local name pid
+    # Jobs first: slurmstepd and the job's processes outlive a stopped slurmd.
+    # Every job on this private cluster is the test's own.
+    if alive slurmctld && [[ -n $(squeue -h -o %i 2>/dev/null) ]]; then
+        scancel --user="$(id -un)" 2>/dev/null || true
+        for _ in $(seq 40); do [[ -z $(squeue -h -o %i 2>/dev/null) ]] && break; sleep 0.5; done
+        log "cancelled the jobs left in the queue"
+    fi
     for name in slurmd slurmctld munged; do
         alive "$name" || { rm -f "$DIR/$name.pid"; continue; }
         pid=$(cat "$DIR/$name.pid")
