@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.sodl-installed
 # The one torch pin lives in autograder/gradescope_env.py (the zip's setup.sh uses it too).
 TORCH  ?= torch==$(shell sed -n 's/^TORCH_VERSION = "\(.*\)"$$/\1/p' autograder/gradescope_env.py)
 
-.PHONY: demo test unit check build clean bench
+.PHONY: demo test unit check build clean bench test-cluster gpu-check
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -33,6 +33,19 @@ build: $(STAMP)
 # under 10 minutes; writes bench/RESULTS.md.
 bench: $(STAMP)
 	$(PY) -m bench.run
+
+# Issue 17: the README's SLURM array script on a real one-node cluster
+# (installs slurm-wlm and munge when missing: run as root), one task
+# cancelled and resubmitted; the merged gradebook must equal an unsharded one.
+test-cluster: $(STAMP)
+	$(PY) scripts/cluster_check.py
+
+# Issue 17: `cuda` tests and every week's samples on --device cuda and cpu
+# (same scores required); writes bench/GPU.md. DEVICE=cpu: the CPU half only
+# (what runs by default where no GPU is visible).
+DEVICE ?= auto
+gpu-check: $(STAMP)
+	OMP_NUM_THREADS=1 $(PY) scripts/gpu_check.py --device $(DEVICE)
 
 clean:
 	rm -rf dist grades build *.egg-info

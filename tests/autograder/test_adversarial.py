@@ -192,3 +192,50 @@ def test_every_attack_in_one_parallel_batch(fast, toy_zip, key_notebook, tmp_pat
     got = {name: {q: float(rows[name][q]) for q in FULL} for name, _, _ in cases}
     assert got == {name: expected for name, _, expected in cases}
     assert toy_zip.exists()
+
+
+# GPU attacks, graded with SODL_DEVICE=cuda (the jail then exposes /dev/nvidia*).
+# Run by `make gpu-check` on a GPU machine; skipped on CPU-only ones. Where an
+# attack leaves a function alone, that function computes on the GPU, so the
+# honest grade also proves that CUDA works inside the sandbox.
+GPU_SQUARE = "def square(x):\n    return (torch.as_tensor(np.asarray(x, dtype=float), device='cuda') ** 2).cpu().numpy()\n"
+GPU_MEAN = "def mean(x):\n    return float(torch.as_tensor(np.asarray(x, dtype=float), device='cuda').mean())\n"
+GPU_ATTACKS = [
+    # an out-of-memory error in student code costs that function only
+    ("cuda_oom_in_function", "import torch\n" + GPU_MEAN + "def square(x):\n    torch.empty(1 << 50, device='cuda')\n"
+                             "    return np.asarray(x, dtype=float) ** 2", WRONG_SQUARE),
+    ("cuda_oom_in_cell", "import torch\nhog = torch.empty(1 << 50, device='cuda')", FULL),
+    # a kernel that never returns: the question's timeout kills the sandbox, and its GPU context with it
+    ("cuda_kernel_never_returns", "import torch\n" + GPU_SQUARE + "def mean(x):\n    torch.cuda._sleep(1 << 62)\n"
+                                  "    torch.cuda.synchronize()\n    return float(np.mean(x))", WRONG_MEAN),
+]
+
+GPU_SECRET = 1234.5678
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("name, attack, expected", GPU_ATTACKS, ids=[t[0] for t in GPU_ATTACKS])
+def test_gpu_attack_gets_the_honest_grade(fast, key_notebook, monkeypatch, name, attack, expected):
+    monkeypatch.setenv("SODL_DEVICE", "cuda")
+    t0 = time.monotonic()
+    scores, _ = grade_with(fast, key_notebook, attack)
+    assert scores == expected
+    assert time.monotonic() - t0 < 60
+    # the GPU is still usable by the next submission
+    assert grade_with(fast, key_notebook, "import torch\n" + GPU_SQUARE + GPU_MEAN)[0] == FULL
+
+
+@pytest.mark.cuda
+def test_gpu_memory_of_another_sandbox_is_out_of_reach(fast, key_notebook, monkeypatch):
+    """One sandbox fills GPU memory with a secret and ends; the next sandbox
+    allocates without initialising and looks for it. ``square`` is right only
+    if it found the secret, so the honest grade is WRONG_SQUARE (``mean``, on
+    the GPU, proves the reader had one)."""
+    monkeypatch.setenv("SODL_DEVICE", "cuda")
+    writer = (f"import torch\nSECRET = torch.full((1 << 26,), {GPU_SECRET}, device='cuda')\n"
+              "torch.cuda.synchronize()\n" + GPU_SQUARE)
+    assert grade_with(fast, key_notebook, writer)[0] == FULL
+    reader = ("import torch\nblocks = [torch.empty(1 << 26, device='cuda') for _ in range(4)]\n"
+              f"LEAK = any(bool((b == {GPU_SECRET}).any()) for b in blocks)\n" + GPU_MEAN +
+              "def square(x):\n    return np.asarray(x, dtype=float) ** 2 if LEAK else np.zeros(np.shape(x))")
+    assert grade_with(fast, key_notebook, reader)[0] == WRONG_SQUARE
