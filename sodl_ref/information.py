@@ -110,18 +110,23 @@ def _gib_eig(cov, dx: int):
     return lam, V, Sx
 
 
+LAMBDA_ONE_TOL = 1e-10  # eigenvalues this close to 1 carry no information about Y
+
+
 def gib_critical_betas(cov, dx: int) -> torch.Tensor:
     """Critical tradeoff parameters of the Gaussian information bottleneck
     (Chechik et al. 2005, Theorem 3.1): beta_c,i = 1 / (1 - lambda_i), with
     lambda_i the eigenvalues of Sigma_{x|y} Sigma_x^{-1} in ascending order
     (so the betas ascend: the most informative direction appears first).
-    A direction with lambda_i = 1 (no information about Y) gives inf.
+    A direction with lambda_i = 1 (no information about Y) gives inf; "= 1"
+    within LAMBDA_ONE_TOL, since round-off puts such an eigenvalue at
+    1 +- 1e-16, and 1 - 1e-16 would otherwise give 1e16 instead of inf.
 
     cov: [dx + dy, dx + dy] joint covariance with X first. Returns [dx].
     """
     lam, _, _ = _gib_eig(cov, dx)
     lam = lam.clamp(0.0, 1.0)
-    return 1.0 / (1.0 - lam)
+    return torch.where(lam > 1.0 - LAMBDA_ONE_TOL, torch.inf, 1.0 / (1.0 - lam))
 
 
 def gib_projection(cov, dx: int, beta: float) -> torch.Tensor:
