@@ -1,19 +1,24 @@
 """``sodl check``: prove a week's tests tell right from wrong.
 
 The answer key must score full marks, the blank student notebook zero,
-and every mutant must lose points on its question.
+and every mutant must lose points on its question. The student's loop is
+replayed too (``student_loop``): otter's own ``grader.check`` must pass
+every public case on the answer key and give every case of every mutant
+the verdict our grader gives; the public checks must catch at least
+``MIN_PUBLIC_CATCH`` of the week's catalogued mutants.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from autograder import workers
+from autograder import student_loop, workers
 from autograder.build import BuiltWeek, prepare
 from autograder.course import Week
 from autograder.grade import grade_cells_job
 from autograder.submission import grading_cells
 
 MIN_MUTANTS = 2
+MIN_PUBLIC_CATCH = 0.6  # of a week's catalogued mutants, caught by the public checks alone
 GRADESCOPE_MB = 768  # Gradescope's default machine: 768 MB, half a CPU, 10 minutes
 GRADESCOPE_SECONDS = 600
 
@@ -78,6 +83,9 @@ def check_week(week: Week, executor) -> WeekCheck:
     blank_cells = grading_cells(built.student)
     report = WeekCheck(week.name)
 
+    loop = student_loop.replay(week.name, built.student, key_cells, [m.to_dict() for m in built.mutants],
+                               week.master_path.parent)
+
     def run(cells, extra=None, only=None):
         return executor.submit(grade_cells_job, payload, cells, week.name, extra, only)
 
@@ -110,12 +118,59 @@ def check_week(week: Week, executor) -> WeekCheck:
                   if q.mistake else "its outputs match no mutant: the diagnosis does not recognize it")
         report.lines.append(CheckLine(week.name, f"{m.question}/{m.name}", "loses points, diagnosed", q.score,
                                       q.max_score, loses and named, detail, diagnosed=q.mistake))
+    report.lines += student_loop_lines(week.name, sol, [(m, f.result()) for m, f in mut_f],
+                                       student_loop.collect(loop))
     for q in a.questions:
         n = sum(1 for m in built.mutants if m.question == q.name)
         if n < MIN_MUTANTS:
             report.lines.append(CheckLine(week.name, f"{q.name}/*", f">= {MIN_MUTANTS} mutants", n, MIN_MUTANTS,
                                           False, f"only {n} mutant(s) in mutants.yml"))
     return report
+
+
+def _public_verdicts(result, question: str) -> list[bool]:
+    """Our grader's verdict on each public case of ``question``, in order."""
+    q = next(q for q in result.questions if q.question.name == question)
+    return [o.passed for o in q.outcomes if not o.test.hidden]
+
+
+def student_loop_lines(week: str, sol, mutant_results, loop: student_loop.StudentLoop) -> list[CheckLine]:
+    """Verdicts on the student's loop: otter's ``grader.check`` passes the key,
+    agrees with our grader on every public case, and catches enough mutants."""
+    if loop.error:
+        return [CheckLine(week, "public checks (otter)", "run", 0, 1, False, loop.error)]
+    lines = []
+    failing = [f"{v.question}: {v.error or '; '.join(v.failures)}" for v in loop.key if v.caught]
+    lines.append(CheckLine(week, "public checks (otter)", "pass on the key", len(loop.key) - len(failing),
+                           len(loop.key), not failing, " | ".join(failing)[:600]))
+    otter = {(v.question, v.mutant): v for v in loop.mutants}
+    disagree = []
+    per_question: dict[str, list[bool]] = {}
+    for m, res in mutant_results:
+        v = otter.get((m.question, m.name))
+        if v is None:
+            disagree.append(f"{m.question}/{m.name}: otter did not check it")
+            continue
+        ours = _public_verdicts(res, m.question)
+        if v.error:
+            if all(ours):
+                disagree.append(f"{m.question}/{m.name}: otter could not check it ({v.error}), ours passes it")
+        elif v.passed != ours:
+            cases = [str(i + 1) for i, (a, b) in enumerate(zip(v.passed, ours)) if a != b]
+            disagree.append(f"{m.question}/{m.name}: public case(s) {', '.join(cases) or '(count differs)'}: "
+                            f"otter {v.passed}, sodl {ours}")
+        per_question.setdefault(m.question, []).append(v.caught)
+    lines.append(CheckLine(week, "public checks (otter)", "same verdicts as sodl", len(mutant_results) - len(disagree),
+                           len(mutant_results), not disagree, " | ".join(disagree)[:600]))
+    for q, caught in per_question.items():
+        lines.append(CheckLine(week, f"{q}/public catch", "mutants caught by public checks", sum(caught),
+                               len(caught), True, "" if any(caught) else "no mutant caught publicly"))
+    total = sum(len(c) for c in per_question.values())
+    caught = sum(sum(c) for c in per_question.values())
+    lines.append(CheckLine(week, "public catch", f">= {MIN_PUBLIC_CATCH:.0%} of mutants", caught, total,
+                           total == 0 or caught >= MIN_PUBLIC_CATCH * total,
+                           f"the public checks catch {caught} of {total}"))
+    return lines
 
 
 def format_table(checks: list[WeekCheck]) -> str:
