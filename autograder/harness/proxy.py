@@ -10,9 +10,28 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+import numpy as np
+
 from autograder.harness import wire
 from autograder.harness.protocol import Op
 from autograder.harness.sandbox_handle import Sandbox, SandboxTimeout, StudentError
+
+
+@dataclass(frozen=True)
+class CallObservation:
+    """What a call to a student function did besides returning: which of
+    its array or tensor arguments it modified in place (``"0"``, ``"1"``...
+    positional, ``"k:name"`` keyword). A test reads it as
+    ``f.last_call.mutated`` to check "do not modify the input".
+
+    The sandbox compares each argument with a copy taken before the call;
+    like every reply it is the student's process speaking, so it is a check
+    of a stated requirement, never a way for points to come in unearned:
+    an argument reported changed is copied back into the test's own array
+    only in public tests (where otter's in-kernel checks see the same), never
+    in hidden ones, whose reference values must not depend on the sandbox."""
+
+    mutated: tuple[str, ...] = ()
 
 
 @dataclass
@@ -40,6 +59,8 @@ class Session:
         self.sandbox = sandbox
         self.deadline = float("inf")
         self.recording: list[RecordedCall] | None = None  # calls to student functions, for diagnosis
+        self.mirror_mutations = False  # copy in-place changes back into the test's arguments (public tests)
+        self.last_call = CallObservation()  # what the latest call did to its arguments
 
     def remaining(self) -> float:
         left = self.deadline - time.monotonic()
@@ -61,8 +82,40 @@ class Session:
         return msg, blobs
 
     def send(self, msg: dict, blobs: list[bytes]):
+        return self.exchange(msg, blobs)[0]
+
+    def exchange(self, msg: dict, blobs: list[bytes], args=None) -> tuple[object, CallObservation]:
+        """One request; the decoded value, and for a call (``args``: what the
+        test passed, positional and keyword) what it did to its arguments."""
         reply = self.sandbox.request(msg, blobs, self.remaining())
-        return wire.decode(reply.get("ok"), reply.get("_blobs", []), self.wrap_handle)
+        value = wire.decode(reply.get("ok"), reply.get("_blobs", []), self.wrap_handle)
+        if args is None:
+            return value, CallObservation()
+        return value, self._mutations(reply, args)
+
+    def _mutations(self, reply: dict, args: tuple[tuple, dict]) -> CallObservation:
+        """Validate the sandbox's report of changed arguments: a label must
+        name an array or tensor argument of this call, and the new value
+        must have its exact type, shape and dtype (anything else is ignored
+        as malformed, the label kept: the student's code did change it)."""
+        report = reply.get("mutated")
+        if type(report) is not dict:
+            return CallObservation()
+        positional, keywords = args
+        labels = []
+        for label in list(report)[:len(positional) + len(keywords)]:
+            if type(label) is not str:
+                continue
+            if label.isdigit() and int(label) < len(positional):
+                original = positional[int(label)]
+            elif label.startswith("k:") and label[2:] in keywords:
+                original = keywords[label[2:]]
+            else:
+                continue
+            labels.append(label)
+            if self.mirror_mutations:
+                _copy_back(original, report[label], reply.get("_blobs", []))
+        return CallObservation(tuple(labels))
 
     def wrap_handle(self, h: wire.Handle) -> "RemoteObject":
         return RemoteObject(self, h)
@@ -73,8 +126,9 @@ class Session:
             isinstance(v, RemoteObject) for v in (*args, *kwargs.values()))
         if record:  # the blobs are views of the test's arrays, which the test may change later
             blobs = [bytes(b) for b in blobs]
+        self.last_call = CallObservation()
         try:
-            value = self.send(msg, blobs)
+            value, self.last_call = self.exchange(msg, blobs, (args, kwargs))
         except StudentError as e:
             if record:
                 self.recording.append(RecordedCall(dict(msg), blobs, error=str(e.info.get("type"))))
@@ -85,6 +139,26 @@ class Session:
 
     def get(self, name: str):
         return self.request({"op": Op.GET, "name": name})
+
+
+def _copy_back(original, tree, blobs) -> None:
+    """Write an argument's new value (as the sandbox sent it) into the test's
+    own array or tensor, when it has exactly the original's type, shape and
+    dtype; anything else is left as it was."""
+    try:
+        new = wire.decode(tree, blobs)
+    except wire.WireError:
+        return
+    if type(new) is not type(original) or new.shape != original.shape or new.dtype != original.dtype:
+        return
+    if type(original) is np.ndarray:
+        if original.flags.writeable:
+            np.copyto(original, new)
+        return
+    import torch
+
+    with torch.no_grad():
+        original.copy_(new)
 
 
 def _encode_for_sandbox(value, blob_offset: int):
@@ -104,9 +178,13 @@ class RemoteCallable:
 
     def __init__(self, session: Session, name: str):
         self._session, self._name = session, name
+        self.last_call = CallObservation()  # what the latest call did besides returning
 
     def __call__(self, *args, **kwargs):
-        return self._session.call({"name": self._name}, args, kwargs)
+        try:
+            return self._session.call({"name": self._name}, args, kwargs)
+        finally:
+            self.last_call = self._session.last_call
 
     def __repr__(self):
         return f"<student function {self._name}>"
@@ -117,12 +195,16 @@ class RemoteObject:
 
     def __init__(self, session: Session, handle: wire.Handle):
         self._session, self._handle = session, handle
+        self.last_call = CallObservation()  # what the latest call did besides returning
 
     def _target(self) -> dict:
         return {"handle": self._handle.id}
 
     def __call__(self, *args, **kwargs):
-        return self._session.call(self._target(), args, kwargs)
+        try:
+            return self._session.call(self._target(), args, kwargs)
+        finally:
+            self.last_call = self._session.last_call
 
     def __getattr__(self, attr: str):
         if attr.startswith("__"):

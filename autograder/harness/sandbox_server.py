@@ -16,6 +16,8 @@ import traceback
 import types
 from time import perf_counter as _clock  # bound before student code can patch `time`
 
+import numpy as np
+
 from autograder.harness import wire
 from autograder.harness.protocol import Event, Op, SandboxLimits
 
@@ -62,6 +64,7 @@ class Server:
         self.handles: dict[int, object] = {}
         self.device = "cpu"  # where tensors sent by the tests are placed
         self.student_started = 0.0  # when the current request's student code began (see serve)
+        self.mutated: list[tuple[str, object]] = []  # arguments the last call changed in place
 
     # -- plumbing -------------------------------------------------------------
     def send(self, msg: dict, blobs=None) -> None:
@@ -79,8 +82,11 @@ class Server:
         return self.handles[h.id]
 
     def reply_value(self, value, seconds: float = 0.0) -> None:
-        tree, blobs = wire.encode_value(value, self.make_handle)
-        self.send({"ok": tree, "seconds": seconds}, blobs)
+        enc = wire.Encoder(self.make_handle)
+        msg = {"ok": enc.encode(value), "seconds": seconds}
+        if self.mutated:  # the arguments the call changed in place, as they are now
+            msg["mutated"] = {label: enc.encode(arg) for label, arg in self.mutated}
+        self.send(msg, enc.blobs)
 
     def reply_error(self, exc: BaseException, seconds: float = 0.0) -> None:
         self.send({"error": describe_exception(exc), "seconds": seconds})
@@ -122,6 +128,7 @@ class Server:
             # The seconds in student code, for the grader's accounting: from
             # here, or from where ``dispatch`` has decoded the arguments.
             self.student_started = _clock()
+            self.mutated = []
             try:
                 result = self.dispatch(op, msg, blobs)
             except wire.WireError as e:
@@ -152,8 +159,11 @@ class Server:
             target = self.target(msg)
             args = self.place(dec(msg.get("args", [])))
             kwargs = self.place(dec(msg.get("kwargs", {"__t__": "dict", "k": [], "v": []})))
+            watched = _watch(args, kwargs)
             self.student_started = _clock()
-            return target(*args, **kwargs)
+            result = target(*args, **kwargs)
+            self.mutated = [(label, arg) for label, arg, before in watched if not _unchanged(arg, before)]
+            return result
         if op == Op.GETATTR:
             return getattr(self.target(msg), str(msg["attr"]))
         if op == Op.GETITEM:
@@ -212,6 +222,30 @@ class Server:
         if name not in self.namespace:
             raise NameError(f"name '{name}' is not defined")
         return self.namespace[name]
+
+
+def _watch(args, kwargs) -> list[tuple[str, object, object]]:
+    """``(label, argument, copy)`` for each array or tensor argument of a
+    call (``"0"``, ``"1"``... positional, ``"k:name"`` keyword), so that the
+    grader can tell whether the student's function modified it in place."""
+    torch = sys.modules.get("torch")
+    out = []
+    for label, arg in [(str(i), a) for i, a in enumerate(args)] + [(f"k:{k}", v) for k, v in kwargs.items()]:
+        if type(arg) is np.ndarray:
+            out.append((label, arg, arg.copy()))
+        elif torch is not None and type(arg) is torch.Tensor:
+            out.append((label, arg, arg.detach().clone()))
+    return out
+
+
+def _unchanged(arg, before) -> bool:
+    if type(arg) is np.ndarray:
+        return arg.shape == before.shape and arg.dtype == before.dtype and np.array_equal(
+            arg, before, equal_nan=arg.dtype.kind in "fc")
+    arg = arg.detach()
+    return (arg.shape == before.shape and arg.dtype == before.dtype
+            and bool((arg == before).logical_or(arg.isnan() & before.isnan()).all()
+                     if arg.is_floating_point() or arg.is_complex() else (arg == before).all()))
 
 
 def _flush_output() -> None:

@@ -178,12 +178,15 @@ class Encoder:
         return self.make_handle(x)
 
     def _tensor(self, torch, x):
+        requires_grad = x.requires_grad  # travels as a flag: tests check "stays in the graph"
         x = x.detach().cpu()
         dtype = str(x.dtype).removeprefix("torch.")
         if x.dtype in (torch.bfloat16,):
             x = x.to(torch.float32)
         tree = self.array(x.contiguous().numpy(), "tensor")
         tree["torch_dtype"] = dtype
+        if requires_grad:
+            tree["requires_grad"] = True
         return tree
 
 
@@ -240,6 +243,8 @@ def decode(tree, blobs: list[bytes], handle_factory=None, depth: int = 0):
             dtype = getattr(torch, str(tree["torch_dtype"]), None)
             if isinstance(dtype, torch.dtype) and dtype != out.dtype:
                 out = out.to(dtype)
+            if tree.get("requires_grad") is True and (out.is_floating_point() or out.is_complex()):
+                out.requires_grad_(True)  # a fresh leaf: the flag, not the other side's graph
             return out
         if tag == "handle":
             h = Handle(int(tree["id"]), str(tree["type"])[:200])
