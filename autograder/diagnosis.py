@@ -5,7 +5,8 @@ student-facing diagnosis. When a question loses points, the calls the
 tests made to the student's functions (arguments exactly as sent, results
 as received) are replayed on the answer key with each of that question's
 mutants swapped in. A mutant whose outputs match the student's on every
-call is the diagnosis; none matching means the generic message. The
+call (values, whether a tensor stays in the graph, which arguments were
+changed in place) is the diagnosis; none matching means the generic message. The
 replay runs in its own sandbox after the student's is gone; it never
 sees expected values, and its feedback never reveals them.
 """
@@ -49,6 +50,8 @@ def _same(a, b, depth: int) -> bool:
         return a == b
     na, nb = _numeric(a), _numeric(b)
     if na is not None and nb is not None:
+        if getattr(a, "requires_grad", False) != getattr(b, "requires_grad", False):
+            return False  # one stays in the autograd graph, the other does not
         return na.shape == nb.shape and bool(np.allclose(na, nb, rtol=RTOL, atol=ATOL, equal_nan=True))
     if type(a) in (list, tuple) and type(b) in (list, tuple):
         return len(a) == len(b) and all(_same(x, y, depth + 1) for x, y in zip(a, b))
@@ -107,7 +110,7 @@ def diagnose(sandbox: Sandbox, recordings: dict[str, list[RecordedCall]], mutant
 
 def _replay_matches(session: Session, call: RecordedCall) -> bool:
     try:
-        value = session.send(dict(call.msg), call.blobs)
+        value, seen = session.exchange(dict(call.msg), call.blobs)
     except StudentError as e:
         return call.error is not None and call.error == str(e.info.get("type"))
-    return call.error is None and same_output(value, call.value)
+    return call.error is None and set(seen.mutated) == set(call.mutated) and same_output(value, call.value)

@@ -44,12 +44,14 @@ class RecordedCall:
         blobs: the request's binary blobs.
         value: the decoded result (when it returned).
         error: the exception type name (when it raised).
+        mutated: the arguments it changed in place (``CallObservation``).
     """
 
     msg: dict
     blobs: list
     value: object = None
     error: str | None = None
+    mutated: tuple[str, ...] = ()
 
 
 class Session:
@@ -82,15 +84,15 @@ class Session:
         return msg, blobs
 
     def send(self, msg: dict, blobs: list[bytes]):
-        return self.exchange(msg, blobs)[0]
+        reply = self.sandbox.request(msg, blobs, self.remaining())
+        return wire.decode(reply.get("ok"), reply.get("_blobs", []), self.wrap_handle)
 
     def exchange(self, msg: dict, blobs: list[bytes], args=None) -> tuple[object, CallObservation]:
-        """One request; the decoded value, and for a call (``args``: what the
-        test passed, positional and keyword) what it did to its arguments."""
+        """A call: the decoded value, and what it did to its arguments
+        (``args``: what the test passed, positional and keyword; ``None`` for
+        a replayed call, whose labels are taken as sent)."""
         reply = self.sandbox.request(msg, blobs, self.remaining())
         value = wire.decode(reply.get("ok"), reply.get("_blobs", []), self.wrap_handle)
-        if args is None:
-            return value, CallObservation()
         return value, self._mutations(reply, args)
 
     def _mutations(self, reply: dict, args: tuple[tuple, dict]) -> CallObservation:
@@ -101,6 +103,8 @@ class Session:
         report = reply.get("mutated")
         if type(report) is not dict:
             return CallObservation()
+        if args is None:  # a replayed call (diagnosis): the labels only
+            return CallObservation(tuple(label for label in list(report)[:64] if type(label) is str))
         positional, keywords = args
         labels = []
         for label in list(report)[:len(positional) + len(keywords)]:
@@ -134,7 +138,7 @@ class Session:
                 self.recording.append(RecordedCall(dict(msg), blobs, error=str(e.info.get("type"))))
             raise
         if record:
-            self.recording.append(RecordedCall(dict(msg), blobs, value=value))
+            self.recording.append(RecordedCall(dict(msg), blobs, value=value, mutated=self.last_call.mutated))
         return value
 
     def get(self, name: str):
