@@ -34,7 +34,10 @@ def _regular_files(folder: Path) -> tuple[list[Path], list[str]]:
     files, notes = [], []
     seen = 0
     for top, dirs, names in os.walk(folder, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not os.path.islink(os.path.join(top, d)))
+        links = sorted(d for d in dirs if os.path.islink(os.path.join(top, d)))
+        notes += [f"{Path(top, d).relative_to(folder)} is a symbolic link to a folder: links are not followed, "
+                  "it was not read. Submit the files themselves." for d in links]
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in links)
         for name in sorted(names):
             seen += 1
             if seen > MAX_SUBMISSION_ENTRIES:
@@ -99,7 +102,9 @@ def read_submission_file(path: Path, limit: int = MAX_NOTEBOOK_BYTES) -> bytes:
     name (a hard link to a file elsewhere, such as another student's
     notebook, has ``st_nlink`` > 1), at most ``limit`` bytes; and never
     more than ``limit`` bytes are read, whatever the file grows to.
-    SubmissionError says what to fix."""
+    SubmissionError says what to fix. A hard link has no direction: when
+    staff unpack a class with hard links (``cp -al``), every linked
+    notebook is refused, and the message says to submit a copy."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
     except OSError as e:
