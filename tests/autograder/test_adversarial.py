@@ -405,3 +405,28 @@ def test_a_stuck_grader_never_hangs_a_parallel_batch(fast, toy_zip, key_notebook
 
 def test_a_stuck_grader_never_hangs_sodl_grade(fast, toy_zip, key_notebook, tmp_path):
     _hanging_batch(fast, toy_zip, key_notebook, tmp_path, jobs=1)
+
+
+@pytest.mark.parametrize("function", ["cross_entropy", "softmax"])
+def test_a_loop_costs_only_the_tests_that_call_it(function):
+    """Week 1's q3 tests softmax, log_softmax and cross_entropy: a loop in
+    one of them must grade as the same function raising (the honest grade:
+    the tests that call it fail, the others pass). It used to stop the
+    whole question at the first timeout (13 where raising gets 14)."""
+    from autograder import course
+    from autograder.build import prepare
+
+    week = next(w for w in course.weeks(Path(__file__).resolve().parents[2]) if w.name == "week01")
+    built = prepare(week)
+    packaged = dataclasses.replace(built.packaged, grading=dataclasses.replace(
+        built.packaged.grading, question_timeout=3.0))
+    key = grading_cells(built.key)
+
+    def scores(body: str) -> dict:
+        res = grade_cells(packaged, key + [f"def {function}(*args, **kwargs):\n    {body}"], "loop",
+                          diagnose_mistakes=False)
+        return {q.question.name: q.score for q in res.questions}
+
+    raising = scores("raise RuntimeError('wrong')")
+    assert sum(raising.values()) < packaged.assignment.total_points
+    assert scores("while True:\n        pass") == raising
