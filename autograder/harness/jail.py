@@ -283,7 +283,10 @@ def enter_sandbox(workdir: str, user: dict | None, limits: SandboxLimits,
     seal_descriptors(set(keep_fds))
     keeps_cap = bool(user) and os.geteuid() == user["uid"] and not jailed
     if keeps_cap:  # to open the Python folders for Landlock's rules; kept only under Landlock (below)
-        _set_capabilities(1 << CAP_DAC_OVERRIDE)
+        try:
+            _set_capabilities(1 << CAP_DAC_OVERRIDE)
+        except OSError:  # not in this process's set: the rules name what the account can open
+            _set_capabilities(0)
     confined = confinement.confine(reads, writes, threads)
     layers += confined
     if keeps_cap:
