@@ -3,20 +3,29 @@ it for a cluster, merged gradebooks, and the reports (``grade_batch``,
 ``merge_gradebooks``)."""
 from __future__ import annotations
 
+import _thread
 import hashlib
 import json
+import threading
 from concurrent.futures import as_completed
 from pathlib import Path
 
 from autograder import report, workers
 from autograder.atomic import write_atomic, write_json_atomic
 from autograder.errors import UserError
-from autograder.gradescope import results_json
+from autograder.gradescope import failure_json, results_json
 from autograder.grade import grade_submission
+from autograder.harness.protocol import SandboxLimits
 from autograder.harness.sandbox_handle import GraderFailure
 from autograder.package import load_packaged_assignment, load_zip
 from autograder.report import feedback_markdown
 from autograder.submission import submission_name
+
+
+FAILURES_FILE = "grader-failures.json"
+MAX_GRADER_FAILURES = 2
+GRADER_FAILURE_MESSAGE = ("The autograder failed on your submission (grader failure, please contact staff). "
+                          "This is not a grade of your work.")
 
 
 def _grade_and_write(payload: bytes, path: Path, name: str, out: Path, question_timeout,
@@ -28,11 +37,79 @@ def _grade_and_write(payload: bytes, path: Path, name: str, out: Path, question_
         result = grade_submission(packaged, path, name, question_timeout=question_timeout, device=device)
     except GraderFailure as e:
         return f"{name}: {e}"
+    except Exception as e:  # noqa: BLE001 - a bug of the grader: this submission's failure, not the batch's
+        return f"{name}: the grader raised {type(e).__name__}: {str(e)[:300]}"
     folder = out / name
     write_atomic(folder / "feedback.md", feedback_markdown(result))
     write_json_atomic(folder / report.SIDECAR, report.sidecar(result))
     write_json_atomic(folder / "results.json", results_json(result))  # last: marks it done
     return None
+
+
+def _grade_here(task: tuple, watchdog_s: float) -> str | None:
+    """``_grade_and_write`` in this process (one submission: no worker to
+    start), under the same watchdog as a worker's: when it fires, the main
+    thread gets KeyboardInterrupt, which unwinds grading (every sandbox is
+    closed on the way out) and becomes a grader failure. Every wait of the
+    grader has a timeout, so the main thread returns to Python in time to
+    receive it."""
+    fired = threading.Event()
+
+    def fire() -> None:
+        fired.set()
+        _thread.interrupt_main()
+
+    timer = threading.Timer(watchdog_s, fire)
+    timer.daemon = True
+    timer.start()
+    try:
+        return _grade_and_write(*task)
+    except KeyboardInterrupt:
+        if not fired.is_set():
+            raise
+        return f"{task[2]}: grading took longer than the watchdog's {watchdog_s:g} s and was stopped"
+    finally:
+        timer.cancel()
+
+
+def watchdog_seconds(grading) -> float:
+    """How long one submission may take in a worker before the worker is
+    killed: the grading's own bounds (the submission's total limit, the
+    zygote's and the diagnosis sandbox's start-ups) and a margin. Past it,
+    the grader itself is stuck, which no per-question limit catches."""
+    return 1.5 * grading.total_timeout + 2 * SandboxLimits.startup_timeout + 30
+
+
+def record_grader_failure(out: Path, name: str, error: str, max_score: float) -> bool:
+    """Count a grader failure on one submission (``grader-failures.json``
+    in its folder). At the ``MAX_GRADER_FAILURES``-th, a results.json of
+    zero with :data:`GRADER_FAILURE_MESSAGE` is written, flagged, so a
+    rerun never loops on a submission that breaks the grader. Returns
+    whether that final result was written."""
+    folder = out / name
+    try:
+        count = int(json.loads((folder / FAILURES_FILE).read_text()).get("failures", 0))
+    except (OSError, ValueError, AttributeError, TypeError):
+        count = 0
+    count += 1
+    write_json_atomic(folder / FAILURES_FILE, {"failures": count, "last": error[:1000]})
+    if count < MAX_GRADER_FAILURES:
+        return False
+    write_atomic(folder / "feedback.md", f"# {name}\n\n{GRADER_FAILURE_MESSAGE}\n")
+    write_json_atomic(folder / report.SIDECAR, {"content_hash": "", "mistakes": {},
+                                                "flags": [f"grader failure ({count} attempts): {error[:200]}"]})
+    write_json_atomic(folder / "results.json", failure_json(GRADER_FAILURE_MESSAGE, max_score))
+    return True
+
+
+class BatchIncomplete(GraderFailure):
+    """Some submissions met a grader failure; the gradebook of the others
+    was written all the same (``book``). ``failures``: a line each."""
+
+    def __init__(self, book: Path, failures: list[str]):
+        self.book, self.failures = book, failures
+        super().__init__(f"{len(failures)} submission(s) met a grader failure (run again to retry them; after "
+                         f"{MAX_GRADER_FAILURES} failures one is graded 0 and flagged): " + "; ".join(failures[:5]))
 
 
 def in_shard(name: str, shard: tuple[int, int] | None) -> bool:
@@ -45,10 +122,14 @@ def in_shard(name: str, shard: tuple[int, int] | None) -> bool:
 
 def grade_batch(zip_path: Path, submissions: list[Path], out: Path, jobs: int = 1,
                 question_timeout: float | None = None, regrade: bool = False, progress: bool = True,
-                shard: tuple[int, int] | None = None, device: str = "cpu") -> Path:
+                shard: tuple[int, int] | None = None, device: str = "cpu",
+                watchdog_s: float | None = None) -> Path:
     """Grade many submissions; resumable (finished ones are skipped unless
     ``regrade``); ``shard=(K, N)`` grades only the K-th of N deterministic
-    shards; ``device``: ``cpu`` or ``cuda``. Returns the gradebook path."""
+    shards; ``device``: ``cpu`` or ``cuda``; ``watchdog_s``: how long one
+    submission may take (default :func:`watchdog_seconds`). Returns the
+    gradebook path; raises BatchIncomplete, after writing the gradebook of
+    the others, when a submission met a grader failure."""
     from tqdm import tqdm
 
     packaged = load_zip(zip_path)
@@ -66,33 +147,33 @@ def grade_batch(zip_path: Path, submissions: list[Path], out: Path, jobs: int = 
 
     failures: list[str] = []
     payload = packaged.to_json()
-    if len(todo) == 1:  # one submission: no pool to start, grade it here
-        path, name = todo[0]
-        error = _grade_and_write(payload, path, name, out, question_timeout, device)
+    total = packaged.assignment.total_points
+
+    def finished(task: tuple, error: str | None) -> None:
+        name = task[2]
         if error:
-            failures.append(error)
-        todo = []
+            given_up = record_grader_failure(out, name, error, total)
+            failures.append(error + (" (given up: graded 0 and flagged)" if given_up else ""))
+
     with tqdm(total=len(submissions), initial=len(submissions) - len(todo), unit="sub",
               desc=f"grading {packaged.assignment.name}", disable=not progress) as bar:
-        if todo:
-            with workers.pool(jobs, tuple(packaged.grading.preload)) as executor:
-                if len(submissions) > 1:  # the charts' import, on a core idle while the fork server imports
-                    report.import_plotting()
-                try:
-                    futures = [executor.submit(_grade_and_write, payload, path, name, out, question_timeout, device)
-                               for path, name in todo]
-                    for fut in as_completed(futures):
-                        error = fut.result()
-                        if error:
-                            failures.append(error)
-                        bar.update(1)
-                except BaseException:
-                    workers.stop(executor)
-                    raise
+        tasks = [(payload, path, name, out, question_timeout, device) for path, name in todo]
+        watchdog_s = watchdog_s or watchdog_seconds(packaged.grading)
+        if len(tasks) == 1:  # one submission: no workers to start, grade it here
+            finished(tasks[0], _grade_here(tasks[0], watchdog_s))
+            bar.update(1)
+        elif tasks:
+            if len(submissions) > 1:  # the charts' import, on a core idle while the fork server imports
+                report.import_plotting()
+
+            def outcome(task: tuple, out_: workers.TaskOutcome) -> None:
+                finished(task, out_.value if not out_.error else f"{task[2]}: {out_.error}")
+                bar.update(1)
+
+            workers.run(_grade_and_write, tasks, jobs, tuple(packaged.grading.preload), watchdog_s, outcome)
     book = write_batch_reports(out, names, questions, packaged.blank_hash)
     if failures:
-        raise GraderFailure(f"{len(failures)} submission(s) could not be graded (run again to retry them): "
-                            + "; ".join(failures[:5]))
+        raise BatchIncomplete(book, failures)
     return book
 
 

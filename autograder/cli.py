@@ -73,7 +73,7 @@ def cmd_build(args) -> int:
 
 
 def cmd_grade(args) -> int:
-    from autograder.batch import grade_batch
+    from autograder.batch import BatchIncomplete, grade_batch
 
     if args.device == "cuda":
         import torch
@@ -106,14 +106,21 @@ def cmd_grade(args) -> int:
               file=sys.stderr)
         sys.stderr.flush()
         os._exit(130)
+    except BatchIncomplete as e:  # the others are graded: their gradebook, then what failed
+        book, failed = e.book, e
     except GraderFailure as e:
         print(f"sodl grade: {e}", file=sys.stderr)
         return 1
+    else:
+        failed = None
     print(book.read_text(), end="")
     summary = book.parent / "summary.md"
     if summary.exists():
         print(summary.read_text(), end="")
     print(f"gradebook: {book}  (feedback.md per submission; scores.png and mistakes.png beside it)")
+    if failed is not None:
+        print(f"sodl grade: {failed}", file=sys.stderr)
+        return 1
     return 0
 
 

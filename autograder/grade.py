@@ -45,6 +45,7 @@ def grade_cells(packaged: PackagedAssignment, cells: list[str], name: str, slot:
                                                      deadline, only)
         result.stdout = sandbox.student_output()
     finally:
+        result.protection = [f"{x.name}: {'active' if x.active else 'MISSING'} ({x.detail})" for x in sandbox.layers]
         sandbox.close()
         result.peak_memory_mb = sandbox.peak_memory_mb
         result.student_seconds = sandbox.student_seconds

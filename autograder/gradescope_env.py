@@ -101,7 +101,7 @@ def reproduce(zip_path: Path, submission: Path, root: Path, setup: bool = False,
         os.chmod(ag / "source" / name, 0o755)
     shutil.copy(ag / "source" / "run_autograder", ag / "run_autograder")
     if submission.is_dir():
-        shutil.copytree(submission, ag / "submission", dirs_exist_ok=True)
+        shutil.copytree(submission, ag / "submission", symlinks=True, dirs_exist_ok=True)  # links stay links, as unzip leaves them
     else:
         shutil.copy(submission, ag / "submission" / submission.name)
     (ag / "submission_metadata.json").write_text(json.dumps(submission_metadata(submission.name), indent=1))

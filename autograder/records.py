@@ -153,6 +153,8 @@ class SubmissionResult:
         student_seconds: seconds the sandbox spent in the student's own code
             (executing cells, and the calls the tests made), for accounting
             only: reported by the sandbox, capped by the grader's clock.
+        protection: the sandbox's protection layers, "name: active|MISSING
+            (detail)", as reported at its start (for the log and grading.json).
     """
 
     name: str
@@ -166,6 +168,7 @@ class SubmissionResult:
     peak_memory_mb: float = 0.0
     grader_memory_mb: float = 0.0
     student_seconds: float = 0.0
+    protection: list[str] = field(default_factory=list)
 
     @property
     def score(self) -> float:

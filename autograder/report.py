@@ -67,7 +67,8 @@ def sidecar(result: SubmissionResult) -> dict:
     return {"content_hash": result.content_hash, "flags": result.flags,
             "mistakes": {q.question.name: q.mistake for q in result.questions if q.mistake},
             "peak_memory_mb": round(result.peak_memory_mb, 1),
-            "execution_time": round(result.execution_time, 4), "student_seconds": round(result.student_seconds, 4)}
+            "execution_time": round(result.execution_time, 4), "student_seconds": round(result.student_seconds, 4),
+            "protection": result.protection}
 
 
 @dataclass

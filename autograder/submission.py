@@ -4,8 +4,11 @@ grading inputs. Plain data only: no sandbox, no tests."""
 from __future__ import annotations
 
 import ast
+import errno
 import hashlib
 import json
+import os
+import stat
 from pathlib import Path
 
 from autograder.records import Assignment
@@ -18,11 +21,51 @@ class SubmissionError(Exception):
     """The submission cannot be graded at all; the message says what to fix."""
 
 
+MAX_SUBMISSION_ENTRIES = 10_000
+
+
+def _regular_files(folder: Path) -> tuple[list[Path], list[str]]:
+    """The regular files of a submission folder (not below hidden folders),
+    and a note per entry that is not read. Nothing is followed: a symbolic
+    link, to a file or a folder, would make the grader (root) read whatever
+    it points to (another student's notebook, the hidden tests); a FIFO
+    would block the read; a device is not a file. Hard links are checked
+    when the file is opened (:func:`read_submission_file`)."""
+    files, notes = [], []
+    seen = 0
+    for top, dirs, names in os.walk(folder, followlinks=False):
+        links = sorted(d for d in dirs if os.path.islink(os.path.join(top, d)))
+        notes += [f"{Path(top, d).relative_to(folder)} is a symbolic link to a folder: links are not followed, "
+                  "it was not read. Submit the files themselves." for d in links]
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in links)
+        for name in sorted(names):
+            seen += 1
+            if seen > MAX_SUBMISSION_ENTRIES:
+                notes.append(f"Your submission holds more than {MAX_SUBMISSION_ENTRIES} files; the rest were "
+                             "not looked at.")
+                return files, notes
+            p = Path(top) / name
+            try:
+                mode = p.lstat().st_mode
+            except OSError:
+                continue
+            rel = p.relative_to(folder)
+            if stat.S_ISLNK(mode):
+                notes.append(f"{rel} is a symbolic link: links are not followed, it was not read. "
+                             "Submit the file itself.")
+            elif not stat.S_ISREG(mode):
+                notes.append(f"{rel} is not a regular file (a pipe, socket or device): it was not read.")
+            elif not name.startswith("."):
+                files.append(p)
+    return files, notes
+
+
 def find_notebook(path: Path, assignment: Assignment) -> tuple[Path, list[str]]:
-    """The file to grade in a submission (a notebook, or a folder holding one)."""
+    """The file to grade in a submission (a notebook, or a folder holding
+    one), and notes for the student. Only regular files are considered."""
     notes = []
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+    if path.is_dir() and not path.is_symlink():
+        files, notes = _regular_files(path)
         nbs = [p for p in files if p.suffix == ".ipynb" and ".ipynb_checkpoints" not in p.parts]
         if not nbs:
             pys = [p for p in files if p.suffix == ".py"]
@@ -31,8 +74,8 @@ def find_notebook(path: Path, assignment: Assignment) -> tuple[Path, list[str]]:
                              f"Submit {assignment.name}.ipynb next time.")
                 return pys[0], notes
             names = ", ".join(p.name for p in files[:5]) or "nothing"
-            raise SubmissionError(f"No notebook found in your submission (it holds: {names}). "
-                                  f"Submit {assignment.name}.ipynb.")
+            raise SubmissionError(" ".join(notes + [f"No notebook found in your submission (it holds: {names}). "
+                                                    f"Submit {assignment.name}.ipynb."]))
         if len(nbs) > 1:
             named = [p for p in nbs if p.name == f"{assignment.name}.ipynb"]
             chosen = named[0] if named else nbs[0]
@@ -40,7 +83,7 @@ def find_notebook(path: Path, assignment: Assignment) -> tuple[Path, list[str]]:
                          "Submit only one.")
             return chosen, notes
         path = nbs[0]
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         raise SubmissionError(f"{path.name}: file not found")
     if path.suffix != ".ipynb" and path.suffix == ".py":
         notes.append(f"{path.name} is not a notebook: it was graded as one code cell.")
@@ -49,13 +92,54 @@ def find_notebook(path: Path, assignment: Assignment) -> tuple[Path, list[str]]:
     return path, notes
 
 
+def read_submission_file(path: Path, limit: int = MAX_NOTEBOOK_BYTES) -> bytes:
+    """The bytes of one submitted file, read only if it is what it claims.
+
+    Opened with ``O_NOFOLLOW`` (a link swapped in after the folder was
+    listed is refused, not followed) and ``O_NONBLOCK`` (a FIFO cannot
+    block the grader), then checked on the open descriptor (``fstat``, so
+    nothing can change between check and read): a regular file, with one
+    name (a hard link to a file elsewhere, such as another student's
+    notebook, has ``st_nlink`` > 1), at most ``limit`` bytes; and never
+    more than ``limit`` bytes are read, whatever the file grows to.
+    SubmissionError says what to fix. A hard link has no direction: when
+    staff unpack a class with hard links (``cp -al``), every linked
+    notebook is refused, and the message says to submit a copy."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise SubmissionError(f"{path.name} is a symbolic link: links are not followed. "
+                                  "Submit the file itself.") from None
+        raise SubmissionError(f"{path.name} could not be read ({e.strerror}).") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise SubmissionError(f"{path.name} is not a regular file (a pipe, socket, device or folder): "
+                                  "submit the notebook file itself.")
+        if st.st_nlink > 1:
+            raise SubmissionError(f"{path.name} is a hard link to another file: it was not read. "
+                                  "Submit a copy of the notebook itself.")
+        if st.st_size > limit:
+            raise SubmissionError(f"{path.name} is {st.st_size >> 20} MB; the limit is {limit >> 20} MB. "
+                                  "Clear the outputs (Kernel > Restart & Clear Output) and submit again.")
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise SubmissionError(f"{path.name} is larger than the limit of {limit >> 20} MB.")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def read_cells(path: Path) -> list[str]:
     """The graded code of a submission file; SubmissionError if unreadable."""
-    size = path.stat().st_size
-    if size > MAX_NOTEBOOK_BYTES:
-        raise SubmissionError(f"{path.name} is {size >> 20} MB; the limit is {MAX_NOTEBOOK_BYTES >> 20} MB. "
-                              "Clear the outputs (Kernel > Restart & Clear Output) and submit again.")
-    raw = path.read_bytes()
+    raw = read_submission_file(path)
     if path.suffix == ".py":
         return [raw.decode("utf-8", "replace")]
     try:

@@ -8,6 +8,13 @@ worker grades one submission at a time, in its own sandbox account
 Workers come from a fork server that has imported the grader and the
 sandbox's libraries once; each worker forks its zygote from itself as its
 first act, before any submission or test reaches it.
+
+A batch must finish whatever one submission does to its worker: so this
+is a small pool of our own (:func:`run`), not ``ProcessPoolExecutor``,
+whose one dead worker breaks every pending future and whose shutdown
+waits forever on a hung one. Each task has a wall-clock watchdog in the
+grader; a worker that dies, raises or outlives it is killed with its
+zygote and sandboxes, replaced, and the task reported as a grader failure.
 """
 from __future__ import annotations
 
@@ -17,20 +24,18 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import forkserver
+from dataclasses import dataclass
+from multiprocessing import connection, forkserver
+from typing import Any, Callable
 
 _CONTEXT = None
 
 
-def pool(jobs: int, preload: tuple[str, ...] = ()) -> ProcessPoolExecutor:
-    """A pool of ``jobs`` grading worker processes.
-
-    ``preload``: the sandbox zygote's modules (``GradingConfig.preload``).
-    The fork server imports them once, with the sandbox's environment, and
-    each worker forks its zygote from itself on start-up, before it has
-    seen any submission or test: no worker or zygote imports torch again.
-    """
+def _context(preload: tuple[str, ...]):
+    """The fork server context, started once per grader with the preload
+    imported under the sandbox's environment."""
     global _CONTEXT
     if _CONTEXT is None:
         _CONTEXT = multiprocessing.get_context("forkserver")
@@ -45,9 +50,149 @@ def pool(jobs: int, preload: tuple[str, ...] = ()) -> ProcessPoolExecutor:
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
+    return _CONTEXT
+
+
+def pool(jobs: int, preload: tuple[str, ...] = ()) -> ProcessPoolExecutor:
+    """A pool of ``jobs`` grading worker processes, for trusted work whose
+    tasks all finish (``sodl check`` grading the course's own notebooks);
+    a class's submissions go through :func:`run`.
+
+    ``preload``: the sandbox zygote's modules (``GradingConfig.preload``).
+    The fork server imports them once, with the sandbox's environment, and
+    each worker forks its zygote from itself on start-up, before it has
+    seen any submission or test: no worker or zygote imports torch again.
+    """
     threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
-    return ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=_CONTEXT, initializer=_worker_init,
-                               initargs=(os.getpid(), threads, tuple(preload)))
+    return ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=_context(tuple(preload)),
+                               initializer=_worker_init, initargs=(os.getpid(), threads, tuple(preload)))
+
+
+@dataclass
+class TaskOutcome:
+    """How one task ended in a worker.
+
+    Attributes:
+        value: what the task function returned (None unless ``error`` is empty).
+        error: empty when it returned; else why not, for the batch summary
+            (it raised, its worker died, or it ran past the watchdog).
+    """
+
+    value: Any = None
+    error: str = ""
+
+
+@dataclass
+class _Slot:
+    """A worker process and the task it is grading."""
+
+    proc: Any
+    conn: Any
+    task: Any = None
+    deadline: float = float("inf")
+
+
+def run(fn: Callable, tasks: list[tuple], jobs: int, preload: tuple[str, ...], watchdog_s: float,
+        on_outcome: Callable[[tuple, TaskOutcome], None]) -> None:
+    """Call ``fn(*task)`` for every task in up to ``jobs`` worker processes
+    and ``on_outcome(task, outcome)`` in this process as each ends.
+
+    Never raises for a task: a task that raises, a worker that dies, and a
+    task still running ``watchdog_s`` seconds after it started (its worker
+    is killed with everything below it) each give an outcome with an
+    error, and a fresh worker takes the next task. ``fn`` must be a
+    module-level function (it is sent by name). KeyboardInterrupt stops
+    every worker and propagates."""
+    ctx = _context(tuple(preload))
+    threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
+    pending = deque(tasks)
+    slots: list[_Slot] = []
+    try:
+        while pending or any(s.task is not None for s in slots):
+            while len(slots) < max(1, jobs) and len(pending) > sum(s.task is None for s in slots):
+                slots.append(_start(ctx, threads, preload))
+            for slot in slots:
+                if slot.task is None and pending:
+                    slot.task = pending.popleft()
+                    slot.deadline = time.monotonic() + watchdog_s
+                    try:
+                        slot.conn.send((fn, slot.task))
+                    except OSError:
+                        pass  # its death is noticed below
+            busy = [s for s in slots if s.task is not None]
+            wait = max(0.0, min(s.deadline for s in busy) - time.monotonic()) if busy else 0
+            connection.wait([s.conn for s in busy] + [s.proc.sentinel for s in busy], timeout=min(wait, 1.0))
+            for slot in busy:
+                outcome = _poll(slot, watchdog_s)
+                if outcome is None:
+                    continue
+                task, slot.task = slot.task, None
+                if outcome.error:
+                    _kill(slot)
+                    slots.remove(slot)
+                on_outcome(task, outcome)
+    finally:
+        for slot in slots:
+            _kill(slot)
+
+
+def _poll(slot: _Slot, watchdog_s: float) -> TaskOutcome | None:
+    """The outcome of a slot's task if it has ended (or must end), else None."""
+    try:
+        if slot.conn.poll():
+            kind, value = slot.conn.recv()
+            return TaskOutcome(value) if kind == "ok" else TaskOutcome(error=str(value))
+    except (EOFError, OSError, ValueError) as e:
+        return TaskOutcome(error=f"the grading worker died ({type(e).__name__})")
+    if not slot.proc.is_alive():
+        return TaskOutcome(error=f"the grading worker died (exit code {slot.proc.exitcode})")
+    if time.monotonic() > slot.deadline:
+        return TaskOutcome(error=f"grading took longer than the watchdog's {watchdog_s:g} s; the worker was killed")
+    return None
+
+
+def _start(ctx, threads: int, preload: tuple[str, ...]) -> _Slot:
+    here, there = ctx.Pipe()
+    proc = ctx.Process(target=_worker_main, args=(there, os.getpid(), threads, tuple(preload)), daemon=True)
+    proc.start()
+    there.close()
+    return _Slot(proc, here)
+
+
+def _kill(slot: _Slot) -> None:
+    """End a worker and everything below it (its zygote, its sandboxes):
+    they are its descendants, the zygote being a child subreaper."""
+    from autograder.harness.accounts import kill_everything
+
+    try:
+        slot.conn.close()
+    except OSError:
+        pass
+    if slot.proc.pid is not None:
+        kill_everything(slot.proc.pid, None)
+        try:
+            os.kill(slot.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    slot.proc.join(timeout=5)
+
+
+def _worker_main(conn, grader_pid: int, threads: int, preload: tuple[str, ...]) -> None:
+    """A worker: tasks from ``conn`` until it closes; one reply per task."""
+    _worker_init(grader_pid, threads, preload)
+    while True:
+        try:
+            fn, args = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            reply = ("ok", fn(*args))
+        except Exception as e:  # noqa: BLE001 - any failure of the task is the task's outcome
+            reply = ("error", f"the grader raised {type(e).__name__}: {str(e)[:500]}")
+        try:
+            conn.send(reply)
+        except (OSError, ValueError):
+            return
 
 
 # What the fork server (and so every zygote forked below it) runs with, as a
@@ -94,14 +239,4 @@ def _exit_with(grader_pid: int) -> None:
             Zygote.shutdown_all()
             os._exit(1)
         except PermissionError:
-            pass
-
-
-def stop(executor: ProcessPoolExecutor) -> None:
-    """Cancel what has not started and terminate the workers (after Ctrl-C or kill)."""
-    executor.shutdown(wait=False, cancel_futures=True)
-    for proc in list((getattr(executor, "_processes", None) or {}).values()):
-        try:
-            proc.terminate()
-        except (OSError, AttributeError):
             pass

@@ -26,7 +26,8 @@ zygote, a child subreaper, and everything of the sandbox account), and
 kills its zygotes at exit (``Zygote.shutdown_all``, registered with
 ``atexit`` when the first zygote starts). ``sodl`` turns SIGTERM into
 KeyboardInterrupt (``cli.main``), so ``kill`` stops a batch as Ctrl-C
-does, and the grader terminates its workers (``workers.stop``). A worker
+does, and the grader kills its workers with everything below them
+(``workers.run``, ``workers._kill``). A worker
 turns SIGTERM into ``sys.exit`` (``workers._worker_init``) and leaves
 through multiprocessing, which ends every worker with ``os._exit``: atexit
 handlers do not run in workers. What ends a worker's processes is the
@@ -40,4 +41,45 @@ Commands and the fork server leave with ``os._exit`` after their atexit
 handlers (``shutdown.exit_now``; ``fork_server``, whose one import side
 effect is registering that exit, because preloading is the only way into
 the fork server), skipping the half second of interpreter teardown.
+
+Invariants (process side). Each: where it is enforced, the test that proves it.
+
+1. Only regular files with one name, inside the submission folder, are
+   read: no link is followed, a FIFO cannot block, a device is not read,
+   nothing past the size limit is read, and the student is told.
+   ``submission._regular_files``, ``submission.read_submission_file``
+   (``O_NOFOLLOW``, ``fstat`` after open). test_adversarial
+   ``test_submission_file_attack_*`` (sodl grade, Gradescope, batch).
+2. Student code reads only the Python folders (less the hidden packages)
+   and writes only its scratch folder, with or without ``CAP_SYS_ADMIN``:
+   the jail (``jail.build_jail``, where namespaces exist) and Landlock
+   (``jail.confinement_paths``, ``jail.allow_list`` carving the hidden
+   packages out of site-packages, ``confinement.restrict_filesystem``)
+   stack; descriptors opened before are replaced by /dev/null
+   (``jail.seal_descriptors``). test_adversarial
+   ``test_sandbox_reach_*`` and ``test_files_network_and_reference_*``, run
+   by ``make adversarial-nocap`` without the capability too;
+   test_confinement; test_zygote.
+3. No network, no signal or ptrace of the grader: network namespace,
+   Landlock TCP rules and scoping, seccomp (``confinement.install_seccomp``:
+   inet sockets, ptrace, process_vm_readv), and a separate account.
+   test_adversarial ``test_sandbox_reach_*`` (tcp, udp, signal, ptrace).
+4. The same notebook gets the same grade with and without the jail:
+   imports after the privilege drop work in both (``jail._files_through_landlock``).
+   ``setpriv ... sodl check week01`` / ``make adversarial-nocap``.
+5. Every protection layer, active or missing, is logged and recorded
+   (``jail.enter_sandbox`` -> STARTED event -> ``sandbox_handle.protection_layers``
+   -> ``grading.json``'s ``protection``). test_adversarial
+   ``test_sandbox_reach_in_one_parallel_batch``.
+6. A test that hangs or kills the sandbox costs that test only: the
+   sandbox restarts and the question's other tests get the limit afresh
+   (``trusted.grade_question``). test_adversarial ``test_a_loop_costs_only_the_tests_that_call_it``.
+7. A batch always finishes and always writes its gradebook: a worker
+   that dies, raises or outlives the per-submission watchdog is killed
+   with its zygote and sandboxes and replaced (``workers.run``); one
+   submission graded in the grader has the same watchdog
+   (``batch._grade_here``); a grader failure is recorded, never a grade,
+   and after two a submission gets 0, flagged (``batch.record_grader_failure``).
+   test_workers; test_adversarial ``test_a_stuck_grader_never_hangs_*``;
+   test_batch_robustness.
 """

@@ -264,15 +264,16 @@ def _attempt(name: str, step, *args) -> Layer:
         return Layer(name, False, f"{type(e).__name__}: {e}")
 
 
-def confine(read_dirs: list[str], write_dirs: list[str]) -> list[Layer]:
+def confine(read_dirs: list[str], write_dirs: list[str], threads: int | None = None) -> list[Layer]:
     """Apply Landlock, then seccomp; return one :class:`Layer` per
     protection: ``landlock``, ``landlock-tcp``, ``landlock-scope``,
     ``seccomp``, ``single-thread``. Never raises: a layer that fails is
     returned with ``active=False`` and the reason. Call it with one thread
     running (in a freshly forked process): Landlock binds only the calling
     thread and the ones it creates later; the seccomp filter is synced to
-    all threads."""
-    threads = _threads()  # before Landlock hides /proc
+    all threads. ``threads``: the count, when the caller measured it
+    before a chroot hid /proc."""
+    threads = _threads() if threads is None else threads  # before Landlock hides /proc
     fs = _attempt("landlock", restrict_filesystem, read_dirs, write_dirs)
     abi = landlock_abi()
     tcp, scope = fs.active and abi >= 4, fs.active and abi >= 6

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 class Event:
     """What the sandbox reports while it starts and executes the notebook."""
 
-    STARTED = "started"  # jailed and limited; "missing": protections that could not be applied
+    STARTED = "started"  # jailed, limited, confined; "layers": [{"name", "active", "detail"}], each protection
     FATAL = "fatal"  # set-up failed before any student code ran; "error"
     CELL_START = "cell_start"  # "index": the cell about to run (its timeout starts)
     CELL_DONE = "cell_done"  # "index", "error" (or None), "seconds" in student code

@@ -220,6 +220,7 @@ class Sandbox:
         self.student_seconds = 0.0  # in the student's code: cells and calls (see _count_student_time)
         self.zygote = None
         self.pid = None
+        self.layers: list[ProtectionLayer] = []  # as the sandbox reported them at start-up
         self._replies: queue.Queue = queue.Queue()
 
     # -- life cycle ------------------------------------------------------------
@@ -284,7 +285,8 @@ class Sandbox:
                 return CellIssue(current, kind, text)
             event = msg.get("event")
             if event == Event.STARTED:
-                _log_missing(msg.get("missing"))
+                self.layers = protection_layers(msg.get("layers"))
+                _log_missing(self.layers)
             if event == Event.FATAL:
                 raise GraderFailure(f"sandbox set-up failed: {msg.get('error')}")
             if event == Event.CELL_START:
@@ -407,15 +409,44 @@ def _peak_rss_mb(pid) -> float:
     return 0.0
 
 
+@dataclass(frozen=True)
+class ProtectionLayer:
+    """One protection of a sandbox as it reported it at start-up (before
+    any student code ran), for the log and ``grading.json``.
+
+    Attributes:
+        name: the layer (``landlock``, ``seccomp``, ``mount-namespace-chroot``...).
+        active: whether it is in force.
+        detail: what it does, or why it is missing.
+    """
+
+    name: str
+    active: bool
+    detail: str
+
+
+def protection_layers(raw) -> list[ProtectionLayer]:
+    """The ``layers`` of a STARTED event, as records: only well-formed
+    entries, strings clipped (the event comes from the sandbox process)."""
+    out = []
+    for item in raw[:32] if type(raw) is list else []:
+        if type(item) is dict and type(item.get("name")) is str and type(item.get("active")) is bool:
+            detail = item.get("detail")
+            out.append(ProtectionLayer(item["name"][:64], item["active"], detail[:300] if type(detail) is str else ""))
+    return out
+
+
 _warned: set[str] = set()
 
 
-def _log_missing(missing) -> None:
-    """Say once, on the grader's stderr, which protection is missing."""
-    for item in missing if isinstance(missing, list) else []:
-        if item not in _warned:
-            _warned.add(item)
-            print(f"sodl: warning: sandbox protection missing: {item}", file=sys.stderr)
+def _log_missing(layers: list[ProtectionLayer]) -> None:
+    """Say once per process, on the grader's stderr, which protection is
+    missing (the full list of layers goes to each ``grading.json``)."""
+    for layer in layers:
+        line = f"{layer.name}: {layer.detail}"
+        if not layer.active and line not in _warned:
+            _warned.add(line)
+            print(f"sodl: warning: sandbox protection missing: {line}", file=sys.stderr)
 
 
 def _sandbox_env() -> dict[str, str]:

@@ -275,9 +275,11 @@ def describe_exception(e: BaseException) -> dict:
     return {"type": type(e).__name__[:100], "message": _safe_str(e), "traceback": tb}
 
 
-def prepare(start: dict, limits: SandboxLimits) -> list[str]:
-    """Privilege drop and limits, before any student code runs. (The
-    preload modules were imported by the zygote before it forked us.)"""
+def prepare(start: dict, limits: SandboxLimits, keep_fds: set[int]) -> list:
+    """Privilege drop, limits and confinement, before any student code
+    runs; returns the protection layers (``confinement.Layer``). (The
+    preload modules were imported by the zygote before it forked us.)
+    ``keep_fds``: the grader's pipes, the only descriptors that stay open."""
     from autograder.harness import jail
 
     sys.modules["otter"] = _otter_stub()
@@ -285,7 +287,7 @@ def prepare(start: dict, limits: SandboxLimits) -> list[str]:
     if torch is not None:  # the same numbers on CPU and GPU: no TF32 shortcuts
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
-    return jail.enter_sandbox(start["workdir"], start.get("user"), limits)
+    return jail.enter_sandbox(start["workdir"], start.get("user"), limits, keep_fds)
 
 
 def serve_forked(req_fd: int, resp_fd: int) -> None:
@@ -295,11 +297,12 @@ def serve_forked(req_fd: int, resp_fd: int) -> None:
     try:
         limits = SandboxLimits.from_dict(msg["limits"])
         server.device = limits.device
-        missing = prepare(msg, limits)
+        layers = prepare(msg, limits, {req_fd, resp_fd})
     except BaseException as e:  # noqa: BLE001
         server.send({"event": Event.FATAL, "error": describe_exception(e)})
         os._exit(3)
-    server.send({"event": Event.STARTED, "pid": os.getpid(), "missing": missing})
+    server.send({"event": Event.STARTED, "pid": os.getpid(),
+                 "layers": [{"name": x.name, "active": x.active, "detail": x.detail} for x in layers]})
     # sys.exit() in student code is just an exception here: it is reported
     # as an error of its cell (or of the call), and the server goes on.
     server.run_cells(msg["cells"])

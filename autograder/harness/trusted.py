@@ -125,25 +125,39 @@ def _run_test(test: TestCase, session: Session, seed: int) -> TestOutcome:
     return TestOutcome(test, True, "")
 
 
-def grade_question(question: Question, session: Session, seed: int, timeout: float) -> QuestionResult:
-    """Run every test of one question within ``timeout`` seconds in all.
-    The calls made to student functions are left in ``session.recording``."""
+def grade_question(question: Question, session: Session, seed: int, timeout: float,
+                   deadline: float = float("inf")) -> QuestionResult:
+    """Run every test of one question within ``timeout`` seconds in all
+    (and before the submission's ``deadline``). A test that hangs or kills
+    the sandbox fails alone: the sandbox is restarted, and the question's
+    other tests run with the time limit afresh (time burned by a loop, and
+    the restart, are never charged to tests that do not call the looping
+    code: week 1's loop in ``cross_entropy`` used to fail the
+    ``softmax`` tests after it). The calls made to student functions are
+    left in ``session.recording``."""
     result = QuestionResult(question)
     session.recording = []
-    session.deadline = time.monotonic() + timeout
+    budget_end = min(time.monotonic() + timeout, deadline)
     qseed = question_seed(seed, question.name)
     for test in question.tests:
+        if not session.sandbox.running:  # a previous test hung or killed it
+            try:
+                session.sandbox.restart(deadline)
+            except (SandboxDied, SandboxTimeout, GraderFailure):
+                pass
+            if not session.sandbox.running or time.monotonic() >= deadline:
+                result.outcomes.append(TestOutcome(test, False, result.note or "not run"))
+                continue
+            budget_end = min(time.monotonic() + timeout, deadline)
+        session.deadline = budget_end
         try:
             result.outcomes.append(run_test(test, session, qseed))
         except SandboxTimeout:
             result.note = f"stopped after {timeout:g} s: the question's time limit (an infinite loop?)"
-            break
+            result.outcomes.append(TestOutcome(test, False, result.note))
         except SandboxDied:
             result.note = "your code ended the Python process while this question was tested"
-            break
-    done = len(result.outcomes)
-    for test in question.tests[done:]:
-        result.outcomes.append(TestOutcome(test, False, result.note or "not run"))
+            result.outcomes.append(TestOutcome(test, False, result.note))
     session.deadline = float("inf")
     return result
 
@@ -173,7 +187,7 @@ def grade_sandbox(assignment: Assignment, sandbox: Sandbox, seed: int, question_
             results.append(res)
             continue
         limit = min(question_timeout, max(0.1, deadline - time.monotonic()))
-        res = grade_question(question, session, seed, limit)
+        res = grade_question(question, session, seed, limit, deadline)
         if res.score < res.max_score and not res.note:
             recordings[question.name] = session.recording
         results.append(res)

@@ -239,3 +239,241 @@ def test_gpu_memory_of_another_sandbox_is_out_of_reach(fast, key_notebook, monke
               f"LEAK = any(bool((b == {GPU_SECRET}).any()) for b in blocks)\n" + GPU_MEAN +
               "def square(x):\n    return np.asarray(x, dtype=float) ** 2 if LEAK else np.zeros(np.shape(x))")
     assert grade_with(fast, key_notebook, reader)[0] == WRONG_SQUARE
+
+
+# --- process side (issue 13) ---
+# Attacks on what runs around the grading: the submission's files, the
+# sandbox's reach when namespaces are unavailable (``make adversarial-nocap``
+# runs this file without CAP_SYS_ADMIN), the grader and its workers. Each
+# states the honest grade, and goes through ``sodl grade`` (one submission,
+# graded in the grader), the Gradescope layout and a ``--jobs 2`` batch.
+import csv  # noqa: E402
+import json  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import zipfile  # noqa: E402
+
+from autograder.batch import BatchIncomplete, GRADER_FAILURE_MESSAGE, grade_batch  # noqa: E402
+from autograder.gradescope import validate_results  # noqa: E402
+from autograder.gradescope_env import reproduce  # noqa: E402
+from autograder.package import ASSIGNMENT_FILE  # noqa: E402
+
+from .conftest import with_extra_cell, write_nb  # noqa: E402
+
+VICTIM_TOTAL = 3.0  # another student's notebook: the key, full marks
+
+
+def _victim(tmp_path, key_notebook) -> Path:
+    return write_nb(tmp_path / "victim" / "week01.ipynb", key_notebook)
+
+
+def _own_wrong_mean(folder: Path, key_notebook) -> None:
+    write_nb(folder / "mine.ipynb", with_extra_cell(key_notebook, "def mean(x):\n    return 0.0"))
+
+
+# name, what to put in the (empty) submission folder given the victim's
+# notebook, and the honest grade: nothing of another student counts.
+FILE_ATTACKS = [
+    ("symlink_to_other_notebook", lambda d, v, key: (d / "week01.ipynb").symlink_to(v), 0.0),
+    ("symlink_to_other_folder", lambda d, v, key: (d / "work").symlink_to(v.parent, target_is_directory=True), 0.0),
+    ("hardlink_to_other_notebook", lambda d, v, key: os.link(v, d / "week01.ipynb"), 0.0),
+    ("fifo_notebook", lambda d, v, key: os.mkfifo(d / "week01.ipynb"), 0.0),
+    ("symlink_beside_own_notebook", lambda d, v, key: (_own_wrong_mean(d, key),
+                                                        (d / "week01.ipynb").symlink_to(v)), 2.0),
+]
+
+
+def _file_submission(folder: Path, make, victim: Path, key_notebook) -> Path:
+    folder.mkdir(parents=True)
+    make(folder, victim, key_notebook)
+    return folder
+
+
+def _score(results: Path) -> float:
+    data = json.loads(results.read_text())
+    assert validate_results(data) == []
+    return data["score"]
+
+
+@pytest.mark.parametrize("name, make, expected", FILE_ATTACKS, ids=[a[0] for a in FILE_ATTACKS])
+def test_submission_file_attack_through_sodl_grade(toy_zip, key_notebook, tmp_path, name, make, expected):
+    victim = _victim(tmp_path, key_notebook)
+    sub = _file_submission(tmp_path / "subs" / name, make, victim, key_notebook)
+    t0 = time.monotonic()
+    grade_batch(toy_zip, [sub], tmp_path / "grades", progress=False)
+    assert time.monotonic() - t0 < 60  # a FIFO must not block the grader
+    results = tmp_path / "grades" / name / "results.json"
+    assert _score(results) == expected
+    output = json.loads(results.read_text())["output"]
+    assert ("link" in output or "not a regular file" in output), output  # the student is told why
+
+
+@pytest.mark.parametrize("name, make, expected", FILE_ATTACKS, ids=[a[0] for a in FILE_ATTACKS])
+def test_submission_file_attack_through_the_gradescope_layout(toy_zip, key_notebook, tmp_path, name, make,
+                                                              expected):
+    """Gradescope unzips what the student uploaded: links stay links. The
+    layout is made with an empty submission, then the hostile files are
+    put in its submission folder and the zip's run_autograder runs again."""
+    victim = _victim(tmp_path, key_notebook)
+    (tmp_path / "empty").mkdir()
+    results = reproduce(toy_zip, tmp_path / "empty", tmp_path / "gs")
+    ag = results.parent.parent
+    make(ag / "submission", victim, key_notebook)
+    results.unlink()
+    env = dict(os.environ, AUTOGRADER_ROOT=str(ag), SODL_PYTHON=sys.executable)
+    subprocess.run(["bash", str(ag / "run_autograder")], env=env, cwd=ag, check=False, timeout=120)
+    assert _score(results) == expected
+
+
+def test_submission_file_attacks_in_one_parallel_batch(toy_zip, key_notebook, tmp_path):
+    # The graded victim is the target of the links; a hard link has no
+    # direction (both names are the same file, both are refused), so its
+    # target here is a copy outside the batch.
+    victim = _victim(tmp_path, key_notebook)
+    outside = write_nb(tmp_path / "outside" / "week01.ipynb", key_notebook)
+    subs = [_file_submission(tmp_path / "subs" / name, make, outside if "hardlink" in name else victim, key_notebook)
+            for name, make, _ in FILE_ATTACKS]
+    subs.append(victim.parent)
+    book = grade_batch(toy_zip, subs, tmp_path / "grades", jobs=2, progress=False)
+    rows = {r["name"]: float(r["score"]) for r in csv.DictReader(book.open())}
+    assert rows == {**{name: expected for name, _, expected in FILE_ATTACKS}, "victim": VICTIM_TOTAL}
+
+
+@pytest.fixture(scope="module")
+def listener():
+    """A TCP port that accepts: a connection succeeds unless something stops it."""
+    server = socket.create_server(("127.0.0.1", 0))
+    yield server.getsockname()[1]
+    server.close()
+
+
+def reach_attack(what: str, toy_zip: Path, port: int, secret: Path) -> str:
+    """A cell that tries to reach past the sandbox without namespaces;
+    ``square`` is right only if it succeeded: honest grade WRONG_SQUARE."""
+    grader = os.getpid()  # the process running the tests: the grader, or its parent
+    probe = {
+        "read_hidden_tests_in_zip": f"import zipfile\nzipfile.ZipFile({str(toy_zip)!r}).read({ASSIGNMENT_FILE!r})",
+        "read_sodl_ref_package": f"import os\nos.listdir({str(SODL_REF.parent)!r})",
+        "read_other_submission": f"open({str(secret)!r}).read()",
+        "write_next_to_zip": f"open({str(toy_zip.parent / 'planted.json')!r}, 'w').write('x')",
+        "tcp_connect_to_listener": f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=2)",
+        "udp_send": "import socket\nsocket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ('127.0.0.1', 53))",
+        "signal_the_grader": f"import os\nos.kill({grader}, 0)",
+        "ptrace_the_grader": f"import ctypes\nassert ctypes.CDLL(None).ptrace(16, {grader}, 0, 0) == 0",
+    }[what]
+    return ("LEAK = False\ntry:\n" + "".join(f"    {ln}\n" for ln in probe.splitlines())
+            + "    LEAK = True\nexcept BaseException:\n    pass\n"
+            "def square(x):\n    return np.asarray(x, dtype=float) ** 2 if LEAK else np.zeros(np.shape(x))")
+
+
+REACH = ["read_hidden_tests_in_zip", "read_sodl_ref_package", "read_other_submission", "write_next_to_zip",
+         "tcp_connect_to_listener", "udp_send", "signal_the_grader", "ptrace_the_grader"]
+
+
+@pytest.fixture
+def secret(tmp_path):
+    path = tmp_path / "other-student" / "week01.ipynb"
+    path.parent.mkdir()
+    path.write_text("{}")
+    return path
+
+
+@pytest.mark.parametrize("what", REACH)
+def test_sandbox_reach_with_or_without_namespaces(fast, key_notebook, toy_zip, listener, secret, what):
+    """Run as root and as root without CAP_SYS_ADMIN (``make
+    adversarial-nocap``): the same outcome, the jail or Landlock and
+    seccomp standing in for it."""
+    scores, res = grade_with(fast, key_notebook, reach_attack(what, toy_zip, listener, secret))
+    assert scores == WRONG_SQUARE, res.protection
+    assert not (toy_zip.parent / "planted.json").exists()
+    assert any(p.startswith("landlock: active") for p in res.protection), res.protection
+    assert any(p.startswith("seccomp: active") for p in res.protection), res.protection
+
+
+@pytest.mark.parametrize("what", REACH)
+def test_sandbox_reach_through_the_gradescope_layout(toy_zip, key_notebook, tmp_path, listener, secret, what):
+    test_attack_through_the_gradescope_layout(toy_zip, key_notebook, tmp_path, what,
+                                              reach_attack(what, toy_zip, listener, secret), WRONG_SQUARE)
+
+
+def _fast_zip(fast, toy_zip: Path, path: Path) -> Path:
+    with zipfile.ZipFile(toy_zip) as src, zipfile.ZipFile(path, "w") as dst:
+        for item in src.infolist():
+            dst.writestr(item, fast.to_json() if item.filename == ASSIGNMENT_FILE else src.read(item))
+    return path
+
+
+def test_sandbox_reach_in_one_parallel_batch(fast, toy_zip, key_notebook, tmp_path, listener, secret):
+    fast_zip = _fast_zip(fast, toy_zip, tmp_path / "fast.zip")
+    cases = [(what, reach_attack(what, toy_zip, listener, secret)) for what in REACH] + [("honest", "pass")]
+    subs = [write_nb(tmp_path / "subs" / name / "week01.ipynb", with_extra_cell(key_notebook, attack)).parent
+            for name, attack in cases]
+    book = grade_batch(fast_zip, subs, tmp_path / "grades", jobs=2, progress=False)
+    rows = {r["name"]: {q: float(r[q]) for q in FULL} for r in csv.DictReader(book.open())}
+    assert rows == {**{what: WRONG_SQUARE for what in REACH}, "honest": FULL}
+    protection = json.loads((tmp_path / "grades" / "honest" / "grading.json").read_text())["protection"]
+    assert any(p.startswith("landlock: active") for p in protection), protection
+
+
+HANG_CELL = "while True:\n    pass"  # with a watchdog shorter than the cell limit, the grader looks stuck
+
+
+def _hanging_batch(fast, toy_zip, key_notebook, tmp_path, jobs: int):
+    """A batch where one submission outlives the watchdog (set below its
+    cell limit, so that from the batch's view the grader itself is stuck):
+    the others are graded honestly, the gradebook is written, the stuck
+    one is left for the next run; after two failures it gets 0, flagged."""
+    slow = dataclasses.replace(fast, grading=dataclasses.replace(fast.grading, cell_timeout=60.0))
+    zip_path = _fast_zip(slow, toy_zip, tmp_path / "slow.zip")
+    subs = [write_nb(tmp_path / "subs" / "stuck" / "week01.ipynb", with_extra_cell(key_notebook, HANG_CELL)).parent]
+    if jobs > 1:
+        subs += [write_nb(tmp_path / "subs" / f"honest{i}" / "week01.ipynb", key_notebook).parent for i in range(3)]
+    out = tmp_path / "grades"
+    for attempt in (1, 2):
+        t0 = time.monotonic()
+        with pytest.raises(BatchIncomplete) as failed:
+            grade_batch(zip_path, subs, out, jobs=jobs, progress=False, watchdog_s=6)
+        assert time.monotonic() - t0 < 90
+        assert failed.value.book.exists()
+        rows = {r["name"]: r for r in csv.DictReader(failed.value.book.open())}
+        assert all(float(rows[f"honest{i}"]["score"]) == 3.0 for i in range(3) if jobs > 1)
+        assert ("stuck" in rows) == (attempt == 2)
+    data = json.loads((out / "stuck" / "results.json").read_text())
+    assert validate_results(data) == [] and data["score"] == 0 and GRADER_FAILURE_MESSAGE in data["output"]
+    assert "grader failure" in rows["stuck"]["flags"]
+    book = grade_batch(zip_path, subs, out, jobs=jobs, progress=False, watchdog_s=6)  # a third run: nothing left
+    assert book.exists()
+
+
+def test_a_stuck_grader_never_hangs_a_parallel_batch(fast, toy_zip, key_notebook, tmp_path):
+    _hanging_batch(fast, toy_zip, key_notebook, tmp_path, jobs=2)
+
+
+def test_a_stuck_grader_never_hangs_sodl_grade(fast, toy_zip, key_notebook, tmp_path):
+    _hanging_batch(fast, toy_zip, key_notebook, tmp_path, jobs=1)
+
+
+@pytest.mark.parametrize("function", ["cross_entropy", "softmax"])
+def test_a_loop_costs_only_the_tests_that_call_it(function):
+    """Week 1's q3 tests softmax, log_softmax and cross_entropy: a loop in
+    one of them must grade as the same function raising (the honest grade:
+    the tests that call it fail, the others pass). It used to stop the
+    whole question at the first timeout (13 where raising gets 14)."""
+    from autograder import course
+    from autograder.build import prepare
+
+    week = next(w for w in course.weeks(Path(__file__).resolve().parents[2]) if w.name == "week01")
+    built = prepare(week)
+    packaged = dataclasses.replace(built.packaged, grading=dataclasses.replace(
+        built.packaged.grading, question_timeout=3.0))
+    key = grading_cells(built.key)
+
+    def scores(body: str) -> dict:
+        res = grade_cells(packaged, key + [f"def {function}(*args, **kwargs):\n    {body}"], "loop",
+                          diagnose_mistakes=False)
+        return {q.question.name: q.score for q in res.questions}
+
+    raising = scores("raise RuntimeError('wrong')")
+    assert sum(raising.values()) < packaged.assignment.total_points
+    assert scores("while True:\n        pass") == raising

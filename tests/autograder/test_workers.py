@@ -1,0 +1,65 @@
+"""The batch's worker pool (``workers.run``): whatever a task does to its
+worker (raise, die, hang), every task gets an outcome, the pool goes on
+with a fresh worker, and nothing of a killed worker is left running."""
+import os
+import time
+
+import pytest
+
+from autograder import workers
+from autograder.harness.accounts import descendants
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def task(kind: str, marker: str = ""):
+    """Runs in a worker (sent by name)."""
+    if kind == "raise":
+        raise ValueError("a bug of the grader")
+    if kind == "die":
+        os._exit(7)
+    if kind == "hang":
+        if os.fork() == 0:  # a child of the stuck worker, as its zygote would be
+            time.sleep(600)
+            os._exit(0)
+        time.sleep(600)
+    return (kind, os.getpid())
+
+
+def test_every_task_gets_an_outcome_whatever_it_does_to_its_worker():
+    tasks = [("ok",), ("raise",), ("ok",), ("die",), ("hang",), ("ok",), ("ok",)]
+    outcomes = []
+    t0 = time.monotonic()
+    workers.run(task, tasks, 2, (), 5.0, lambda t, o: outcomes.append((t, o)))
+    assert time.monotonic() - t0 < 60
+    assert sorted(t for t, _ in outcomes) == sorted(tasks)
+    by_kind = {}
+    for t, o in outcomes:
+        by_kind.setdefault(t[0], []).append(o)
+    assert all(o.error == "" and o.value[0] == "ok" for o in by_kind["ok"])
+    assert "ValueError" in by_kind["raise"][0].error
+    assert "died" in by_kind["die"][0].error
+    assert "watchdog" in by_kind["hang"][0].error
+    deadline = time.monotonic() + 5  # SIGKILLed processes vanish once reaped
+    while time.monotonic() < deadline and descendants(os.getpid()) - _fork_server_and_its_idle_children():
+        time.sleep(0.1)
+    left = descendants(os.getpid()) - _fork_server_and_its_idle_children()
+    assert not left, [_cmdline(p) for p in left]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode()[:200]
+    except OSError:
+        return f"{pid} (gone)"
+
+
+def _fork_server_and_its_idle_children() -> set[int]:
+    """The fork server and multiprocessing's resource tracker stay for the
+    next batch (both are this process's children)."""
+    from multiprocessing import forkserver, resource_tracker
+
+    pids = {getattr(forkserver._forkserver, "_forkserver_pid", None),
+            getattr(resource_tracker._resource_tracker, "_pid", None)}
+    return pids - {None}
