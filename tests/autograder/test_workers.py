@@ -29,6 +29,7 @@ def task(kind: str, marker: str = ""):
 def test_every_task_gets_an_outcome_whatever_it_does_to_its_worker():
     tasks = [("ok",), ("raise",), ("ok",), ("die",), ("hang",), ("ok",), ("ok",)]
     outcomes = []
+    before = descendants(os.getpid())  # earlier tests' zygotes live until this process exits
     t0 = time.monotonic()
     workers.run(task, tasks, 2, (), 5.0, lambda t, o: outcomes.append((t, o)))
     assert time.monotonic() - t0 < 60
@@ -41,9 +42,9 @@ def test_every_task_gets_an_outcome_whatever_it_does_to_its_worker():
     assert "died" in by_kind["die"][0].error
     assert "watchdog" in by_kind["hang"][0].error
     deadline = time.monotonic() + 5  # SIGKILLed processes vanish once reaped
-    while time.monotonic() < deadline and descendants(os.getpid()) - _fork_server_and_its_idle_children():
+    while time.monotonic() < deadline and descendants(os.getpid()) - before - _fork_server_and_its_idle_children():
         time.sleep(0.1)
-    left = descendants(os.getpid()) - _fork_server_and_its_idle_children()
+    left = descendants(os.getpid()) - before - _fork_server_and_its_idle_children()
     assert not left, [_cmdline(p) for p in left]
 
 
