@@ -34,12 +34,24 @@ class RecordedCall:
 
 
 class Session:
-    """A sandbox plus the deadline of the question being graded."""
+    """A sandbox plus what grading one question against it may use.
 
-    def __init__(self, sandbox: Sandbox):
+    Attributes:
+        sandbox: the student's process.
+        declared: names tests may fetch from the student (``Assignment.student_names``).
+        modules: alias -> module of the answer key's imports (``Assignment.modules``).
+        deadline: ``time.monotonic()`` by which the question must be done.
+        byte_budget, bytes_left: reply bytes a question may receive in all, and still (set per question).
+        recording: calls to student functions, for diagnosis.
+    """
+
+    def __init__(self, sandbox: Sandbox, declared=(), modules: dict[str, str] | None = None):
         self.sandbox = sandbox
+        self.declared = frozenset(declared)
+        self.modules = dict(modules or {})
         self.deadline = float("inf")
-        self.recording: list[RecordedCall] | None = None  # calls to student functions, for diagnosis
+        self.bytes_left = self.byte_budget = float("inf")
+        self.recording: list[RecordedCall] | None = None
 
     def remaining(self) -> float:
         left = self.deadline - time.monotonic()
@@ -61,8 +73,14 @@ class Session:
         return msg, blobs
 
     def send(self, msg: dict, blobs: list[bytes]):
+        """One request; its reply decoded (``wire.decode``), within the
+        question's byte budget (its blobs already bounded one by one)."""
         reply = self.sandbox.request(msg, blobs, self.remaining())
-        return wire.decode(reply.get("ok"), reply.get("_blobs", []), self.wrap_handle)
+        got = reply.get("_blobs", [])
+        self.bytes_left -= sum(len(b) for b in got)
+        if self.bytes_left < 0:
+            raise wire.MessageTooLarge(self.byte_budget - self.bytes_left, self.byte_budget)
+        return wire.decode(reply.get("ok"), got, self.wrap_handle)
 
     def wrap_handle(self, h: wire.Handle) -> "RemoteObject":
         return RemoteObject(self, h)

@@ -192,3 +192,89 @@ def test_every_attack_in_one_parallel_batch(fast, toy_zip, key_notebook, tmp_pat
     got = {name: {q: float(rows[name][q]) for q in FULL} for name, _, _ in cases}
     assert got == {name: expected for name, _, expected in cases}
     assert toy_zip.exists()
+
+
+# --- trusted side (issue 13) ---
+# Attacks on what the trusted side takes from the sandbox: the names a test
+# sees, the modules it imports, the dtypes, sizes and strings of replies.
+# Each runs directly, through the Gradescope layout and in a --jobs 2 batch
+# (the table's own tests, reused), and must not beat the honest grade.
+
+_WIRE = "import sys\n_w = sys.modules['autograder.harness.wire']\n"
+TRUSTED_SIDE = [
+    # builtins a test uses (float) bound to the student's own: the test saw the student's float
+    ("shadow_builtins", "_float = float\ndef square(x):\n    return np.asarray(x, dtype=_float) ** 2\n"
+                        "float = lambda x: 0.0\nabs = lambda x: 0\nrange = lambda *a: []\nisinstance = lambda *a: True\n"
+                        "def mean(x):\n    return 0.0", WRONG_MEAN),
+    # a top-level seed chose the hidden inputs
+    ("seed_override", "seed = 1234\n_x = np.random.default_rng(1234).normal(size=(3, 4))\n"
+                      "def square(x):\n    return _x * _x", WRONG_SQUARE),
+    ("shadow_module_alias", "_np = np\nclass _Yes:\n    def __getattr__(self, name):\n        return lambda *a, **k: True\n"
+                            "np = _Yes()\ndef square(x):\n    return _np.zeros(_np.shape(x))\n"
+                            "def mean(x):\n    return float(_np.mean(x))", WRONG_SQUARE),
+    # a module whose __name__ names a submodule that ends the process on import
+    ("module_name_lies", "import types\nx = types.ModuleType('numpy.f2py.__main__')\n"
+                         "expect_close = types.ModuleType('numpy.f2py.__main__')\ndef mean(x):\n    return 0.0", WRONG_MEAN),
+    ("lying_tensor_dtype", _WIRE + "import torch\n_orig = _w.Encoder._tensor\n"
+                           "def _lie(self, torch, x):\n    tree = _orig(self, torch, x)\n    tree['torch_dtype'] = 'complex128'\n"
+                           "    return tree\n_w.Encoder._tensor = _lie\n"
+                           "def square(x):\n    return torch.zeros(1 << 22, dtype=torch.bool)", WRONG_SQUARE),
+    ("bool_bytes_not_0_or_1", "def square(x):\n    return np.frombuffer(bytes([2] * 12), dtype=bool).reshape(3, 4)",
+     WRONG_SQUARE),
+    ("giant_reply", "def square(x):\n    return np.zeros(200 << 17)", WRONG_SQUARE),
+    ("deep_json_reply", _WIRE + "import os\n_orig = _w.write_message\n"
+                        "def _deep(fd, obj, blobs=None):\n"
+                        "    if obj.get('ok') == {'__t__': 'float', 'v': '-1.0'}:\n"
+                        "        head = b'{\"msg\": {\"ok\": ' + b'[' * 200000 + b']' * 200000 + b'}, \"blobs\": []}'\n"
+                        "        data = memoryview(len(head).to_bytes(8, 'big') + head)\n"
+                        "        while data:\n            data = data[os.write(fd, data):]\n        return\n"
+                        "    return _orig(fd, obj, blobs)\n_w.write_message = _deep\n"
+                        "def mean(x):\n    return -1.0", WRONG_MEAN),
+    ("surrogates_in_exception", "def mean(x):\n    raise ValueError('\\ud800 \\x00\\x1b[2J' + '\\udfff' * 3)\n"
+                                "raise RuntimeError('\\ud800\\x07 in a cell')", WRONG_MEAN),
+    ("surrogates_in_output", "import sys\nsys.stdout.flush()\nsys.stdout.buffer.write(b'\\xed\\xa0\\x80 \\xff\\x00\\x1b[31m')\n"
+                             "sys.stdout.flush()\nprint('\\x00\\x07')", FULL),
+    ("exploding_exception_str", "class _E(Exception):\n    def __str__(self):\n        raise RuntimeError('no')\n"
+                                "    __repr__ = __str__\ndef mean(x):\n    raise _E()", WRONG_MEAN),
+    ("looping_exception_str", "class _E(Exception):\n    def __str__(self):\n        while True:\n            pass\n"
+                              "def mean(x):\n    raise _E()", WRONG_MEAN),
+    ("exploding_repr_value", "class _R:\n    def __repr__(self):\n        raise RuntimeError('no')\n    __str__ = __repr__\n"
+                             "    def __float__(self):\n        return 0.0\ndef mean(x):\n    return _R()", WRONG_MEAN),
+    ("forged_handle", _WIRE + "def mean(x):\n    return _w.Handle(0, 'builtins.float')", WRONG_MEAN),
+    ("hostile_error_record", "import sys\n_s = sys.modules['autograder.harness.sandbox_server']\n"
+                             "_s.describe_exception = lambda e: {'type': {'a': '\\ud800'}, 'message': ['x'] * 9, "
+                             "'traceback': 12}\ndef mean(x):\n    raise ValueError()", WRONG_MEAN),
+]
+SHADOWING = {"shadow_builtins": {"float", "abs", "range", "isinstance"}, "seed_override": {"seed"},
+             "shadow_module_alias": {"np"}}
+
+
+@pytest.mark.parametrize("name, attack, expected", TRUSTED_SIDE, ids=[t[0] for t in TRUSTED_SIDE])
+def test_trusted_side_attack_gets_the_honest_grade(fast, key_notebook, name, attack, expected):
+    """Directly, plus what the student and the TA are told: a results.json
+    and a feedback that validate and are UTF-8, and a flag for shadowing."""
+    import json
+
+    from autograder.gradescope import results_json, validate_results
+    from autograder.report import feedback_markdown
+
+    scores, res = grade_with(fast, key_notebook, attack)
+    assert scores == expected
+    data = results_json(res)
+    assert validate_results(data) == []
+    json.dumps(data, ensure_ascii=False).encode("utf-8")
+    feedback_markdown(res).encode("utf-8")
+    flagged = " ".join(res.flags)
+    assert all(n in flagged for n in SHADOWING.get(name, ())), res.flags
+    if name in SHADOWING:
+        assert any("tests always use the real ones" in m for m in res.messages)
+
+
+@pytest.mark.parametrize("name, attack, expected", TRUSTED_SIDE, ids=[t[0] for t in TRUSTED_SIDE])
+def test_trusted_side_attack_through_the_gradescope_layout(toy_zip, key_notebook, tmp_path, name, attack, expected):
+    test_attack_through_the_gradescope_layout(toy_zip, key_notebook, tmp_path, name, attack, expected)
+
+
+def test_every_trusted_side_attack_in_one_parallel_batch(fast, toy_zip, key_notebook, tmp_path, monkeypatch):
+    monkeypatch.setitem(globals(), "TAMPERING", TRUSTED_SIDE)
+    test_every_attack_in_one_parallel_batch(fast, toy_zip, key_notebook, tmp_path)
