@@ -278,3 +278,26 @@ def test_trusted_side_attack_through_the_gradescope_layout(toy_zip, key_notebook
 def test_every_trusted_side_attack_in_one_parallel_batch(fast, toy_zip, key_notebook, tmp_path, monkeypatch):
     monkeypatch.setitem(globals(), "TAMPERING", TRUSTED_SIDE)
     test_every_attack_in_one_parallel_batch(fast, toy_zip, key_notebook, tmp_path)
+
+
+def test_the_question_deadline_bounds_the_graders_own_work():
+    """Work on the trusted side (here a test that never ends, standing for a
+    slow decode or comparison) is cut at the question's deadline: the
+    question fails with the time-limit note, the sandbox is restarted."""
+    from autograder.harness.protocol import SandboxLimits
+    from autograder.harness.proxy import Session
+    from autograder.harness.trusted import grade_question
+    from autograder.records import Question, TestCase
+
+    class StubSandbox:
+        limits, names, closed = SandboxLimits(), {}, False
+
+        def close(self):
+            self.closed = True
+
+    tests = (TestCase("q", 0, "while True:\n    pass", True, 1.0), TestCase("q", 1, "pass", True, 1.0))
+    sandbox = StubSandbox()
+    t0 = time.monotonic()
+    res = grade_question(Question("q", 2.0, tests), Session(sandbox), seed=0, timeout=0.5)
+    assert time.monotonic() - t0 < 5
+    assert res.score == 0 and "time limit" in res.note and sandbox.closed
