@@ -62,7 +62,7 @@ Invariants (trusted side). Each: where it is enforced; the test that proves it.
   ``test_decode_any_tree_gives_a_value_or_a_wire_error``.
 - A reply is within budget: blobs at most ``wire.reply_budget(memory_mb)``
   each (dropped unread past it, ``wire.read_message``), a header a
-  thirty-second of that, a question's replies four budgets in all
+  sixteenth of that (16 MB at least), a question's replies four budgets in all
   (``proxy.Session.send``). test_fuzz_wire
   ``test_a_message_over_budget_is_dropped_and_the_channel_stays_in_step``;
   test_adversarial ``giant_reply``.

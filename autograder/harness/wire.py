@@ -48,8 +48,10 @@ def reply_budget(memory_mb: int) -> int:
 
 def header_budget(max_bytes: int) -> int:
     """Bytes of a message's JSON header: JSON becomes Python objects about
-    ten times its size, so it gets a thirty-second of the blob budget."""
-    return max(1 << 16, max_bytes >> 5)
+    ten times its size, so it gets a sixteenth of the blob budget, and at
+    least 16 MB: an over-budget header loses the channel (its blob sizes are
+    in it), and the sandbox's list of names (``Event.READY``) is a header."""
+    return max(16 << 20, max_bytes >> 4)
 
 
 _SURROGATES_AND_CONTROLS = dict.fromkeys([*range(0xD800, 0xE000), *range(0, 9), 11, 12, *range(14, 32), 127],
