@@ -14,6 +14,7 @@ from autograder.course import Week
 from autograder.gradescope_env import write_zip
 from autograder.master import Master
 from autograder.mutants import Mutant, load_mutants
+from autograder.names import declared_names, module_aliases
 from autograder.package import PackagedAssignment
 from autograder.records import Assignment
 from autograder.submission import content_hash, grading_cells, top_level_imports
@@ -55,7 +56,8 @@ def package(master: Master, config: AssignmentConfig, key_cells: list[str], muta
     """What the zip carries: questions and tests, limits, and for diagnosis
     the answer key's graded cells and the catalogue of mistakes."""
     assignment = Assignment(config.name, config.title, tuple(master.questions),
-                            config.hidden_visibility, config.show_stdout)
+                            config.hidden_visibility, config.show_stdout,
+                            declared_names(key_cells), module_aliases(key_cells))
     return PackagedAssignment(assignment, with_notebook_preload(config.grading, key_cells),
                               tuple(key_cells), tuple(mutants))
 

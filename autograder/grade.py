@@ -10,7 +10,7 @@ from autograder.diagnosis import diagnose
 from autograder.harness.accounts import ensure_user
 from autograder.harness.protocol import SandboxLimits
 from autograder.harness.sandbox_handle import Sandbox, Zygote
-from autograder.harness.trusted import grade_sandbox, preimport
+from autograder.harness.trusted import grade_sandbox, preimport, shadowed_names, shadowing_notice
 from autograder.package import PackagedAssignment, load_packaged_assignment
 from autograder.records import SubmissionResult
 from autograder.report import tamper_flags
@@ -41,6 +41,11 @@ def grade_cells(packaged: PackagedAssignment, cells: list[str], name: str, slot:
         sandbox.start(deadline)  # GraderFailure propagates: no grade is recorded
         for issue in sandbox.issues:
             result.messages.append(f"While executing your notebook, {issue.message}.")
+        shadowed = shadowed_names(a, sandbox.names)
+        if shadowed:
+            flag, message = shadowing_notice(shadowed)
+            result.flags.append(flag)
+            result.messages.append(message)
         result.questions, recordings = grade_sandbox(a, sandbox, seed, question_timeout or g.question_timeout,
                                                      deadline, only)
         result.stdout = sandbox.student_output()

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import zipfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from autograder.config import GradingConfig, _build
 from autograder.errors import UserError
 from autograder.mutants import Mutant
+from autograder.names import declared_names, module_aliases
 from autograder.records import Assignment
 
 ASSIGNMENT_FILE = "sodl-assignment.json"
@@ -55,8 +56,11 @@ class PackagedAssignment:
 def load_packaged_assignment(data: bytes) -> PackagedAssignment:
     """The inverse of :meth:`PackagedAssignment.to_json`."""
     d = json.loads(data)
-    return PackagedAssignment(Assignment.from_dict(d["assignment"]), _build(GradingConfig, d["grading"], "zip"),
-                              tuple(d.get("key_cells", ())),
+    assignment, key_cells = Assignment.from_dict(d["assignment"]), tuple(d.get("key_cells", ()))
+    if "student_names" not in d["assignment"]:  # a zip built before the names were packaged
+        assignment = replace(assignment, student_names=declared_names(list(key_cells)),
+                             modules=module_aliases(list(key_cells)))
+    return PackagedAssignment(assignment, _build(GradingConfig, d["grading"], "zip"), key_cells,
                               tuple(Mutant.from_dict(m) for m in d.get("mutants", ())), d.get("blank_hash", ""))
 
 

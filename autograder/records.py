@@ -50,6 +50,12 @@ class Assignment:
         questions: graded questions, in notebook order.
         hidden_visibility: Gradescope visibility of hidden-test results.
         show_stdout: whether students see their notebook's printed output.
+        student_names: the names tests may take from a student (what the
+            answer key defines at top level; ``names.declared_names``):
+            nothing else of the student's is ever fetched.
+        modules: the answer key's imports as (alias, module) pairs
+            (``names.module_aliases``): tests see these as the grader's own
+            modules, whatever the student bound to the alias.
     """
 
     name: str
@@ -57,6 +63,8 @@ class Assignment:
     questions: tuple[Question, ...]
     hidden_visibility: str = "after_published"
     show_stdout: bool = False
+    student_names: tuple[str, ...] = ()
+    modules: tuple[tuple[str, str], ...] = ()
 
     @property
     def total_points(self) -> float:
@@ -66,6 +74,7 @@ class Assignment:
         return {
             "name": self.name, "title": self.title,
             "hidden_visibility": self.hidden_visibility, "show_stdout": self.show_stdout,
+            "student_names": list(self.student_names), "modules": [list(m) for m in self.modules],
             "questions": [
                 {"name": q.name, "points": q.points,
                  "tests": [{"index": t.index, "code": t.code, "hidden": t.hidden, "points": t.points}
@@ -83,7 +92,8 @@ class Assignment:
             for q in d["questions"]
         )
         return cls(d["name"], d["title"], qs, d.get("hidden_visibility", "after_published"),
-                   bool(d.get("show_stdout", False)))
+                   bool(d.get("show_stdout", False)), tuple(str(n) for n in d.get("student_names", ())),
+                   tuple((str(a), str(m)) for a, m in d.get("modules", ())))
 
 
 @dataclass

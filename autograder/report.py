@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from autograder.atomic import write_atomic
+from autograder.gradescope import max_score_of
+from autograder.harness.wire import clean_text
 from autograder.records import SubmissionResult
 
 SIDECAR = "grading.json"
@@ -39,7 +41,13 @@ def tamper_flags(cells: list[str]) -> list[str]:
 
 
 def feedback_markdown(result: SubmissionResult) -> str:
-    """Per-student feedback: what passed, what failed and why, a hint."""
+    """Per-student feedback: what passed, what failed and why, a hint.
+    Cleaned of lone surrogates and control characters (``wire.clean_text``):
+    it is written as strict UTF-8, and its messages quote the student."""
+    return clean_text(_feedback(result), 1_000_000)
+
+
+def _feedback(result: SubmissionResult) -> str:
     lines = [f"# {result.assignment.title or result.assignment.name}: feedback for {result.name}", "",
              f"**Score: {result.score:g} / {result.max_score:g}**", ""]
     for msg in result.messages:
@@ -64,7 +72,8 @@ def feedback_markdown(result: SubmissionResult) -> str:
 
 def sidecar(result: SubmissionResult) -> dict:
     """What the gradebook needs beyond Gradescope's schema."""
-    return {"content_hash": result.content_hash, "flags": result.flags,
+    return {"content_hash": result.content_hash, "flags": [clean_text(f, 300) for f in result.flags],
+            "max_score": round(result.max_score, 6),
             "mistakes": {q.question.name: q.mistake for q in result.questions if q.mistake},
             "peak_memory_mb": round(result.peak_memory_mb, 1),
             "execution_time": round(result.execution_time, 4), "student_seconds": round(result.student_seconds, 4),
@@ -102,7 +111,8 @@ def read_row(folder: Path, questions: list[str]) -> Row:
         qname = t["name"].rsplit(" (", 1)[0]
         if qname in per_q:
             per_q[qname] += float(t["score"])
-    return Row(folder.name, float(data.get("score", 0.0)), float(data.get("max_score", 0.0)), per_q,
+    max_score = float(extra["max_score"]) if type(extra.get("max_score")) in (int, float) else max_score_of(data)
+    return Row(folder.name, float(data.get("score", 0.0)), max_score, per_q,
                dict(extra.get("mistakes", {})), list(extra.get("flags", [])), str(extra.get("content_hash", "")))
 
 

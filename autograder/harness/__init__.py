@@ -82,4 +82,50 @@ Invariants (process side). Each: where it is enforced, the test that proves it.
    and after two a submission gets 0, flagged (``batch.record_grader_failure``).
    test_workers; test_adversarial ``test_a_stuck_grader_never_hangs_*``;
    test_batch_robustness.
+
+Invariants (trusted side). Each: where it is enforced; the test that proves it.
+
+- A test sees of the student only the names the answer key declares
+  (``names.declared_names``, packaged as ``Assignment.student_names``) and
+  reads before binding them (``names.test_reads``); builtins, ``seed``,
+  ``device`` and the master's module aliases always resolve in the grader
+  (``trusted.test_namespace``). test_adversarial ``shadow_builtins``,
+  ``seed_override``, ``shadow_module_alias``.
+- A student definition shadowing a builtin, a grader name or a module
+  alias is flagged and told (``trusted.shadowed_names``, called by
+  ``grade.grade_cells``). test_trusted_side_attack_gets_the_honest_grade.
+- The grader never imports, looks up or dispatches on a name or module
+  name the sandbox sent: modules come from ``Assignment.modules``
+  (``trusted.master_module``). test_adversarial ``module_name_lies``.
+- Only ``WireError`` leaves the decoder, whatever the tree
+  (``wire.decode``); a test's failure of any kind but the grader being
+  stopped is a failed test (``trusted._run_test`` catches BaseException,
+  re-raises KeyboardInterrupt and SystemExit). test_fuzz_wire
+  ``test_decode_any_tree_gives_a_value_or_a_wire_error``.
+- A reply is within budget: blobs at most ``wire.reply_budget(memory_mb)``
+  each (dropped unread past it, ``wire.read_message``), a header a
+  sixteenth of that (16 MB at least), a question's replies four budgets in all
+  (``proxy.Session.send``). test_fuzz_wire
+  ``test_a_message_over_budget_is_dropped_and_the_channel_stays_in_step``;
+  test_adversarial ``giant_reply``.
+- The dtype decoded is the dtype sent: blob length is prod(shape) *
+  itemsize, bool bytes are 0 or 1, a tensor's claimed dtype is its data's
+  (bfloat16 over float32 only), one blob backs one array and is not copied
+  (``wire._array``, ``wire.decode``). test_wire
+  ``test_a_tensor_whose_claimed_dtype_is_not_its_data_is_refused``;
+  test_fuzz_wire ``test_decoding_never_allocates_more_than_twice_what_was_sent``.
+- Every string from the sandbox is cleaned of lone surrogates and control
+  characters and clipped before a report (``wire.clean_text``, in
+  ``wire.decode``, ``trusted._student_error_message``,
+  ``gradescope.results_json``, ``report.feedback_markdown``). test_fuzz_wire
+  ``test_results_writers_make_valid_utf8_whatever_the_text``; test_adversarial
+  ``surrogates_in_exception``, ``hostile_error_record``.
+- A question's deadline bounds the grader's own work on it too (SIGALRM in
+  the main thread, ``trusted.grade_question``). test_adversarial
+  ``test_the_question_deadline_bounds_the_graders_own_work``.
+- results.json holds Gradescope's documented keys only, finite numbers,
+  UTF-8 strings (``gradescope.validate_results``; ``run_autograder`` writes
+  a failure rather than an invalid file). The session fixture
+  ``every_results_json_validates`` in tests/autograder/conftest.py.
 """
+

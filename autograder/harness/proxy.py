@@ -55,12 +55,24 @@ class RecordedCall:
 
 
 class Session:
-    """A sandbox plus the deadline of the question being graded."""
+    """A sandbox plus what grading one question against it may use.
 
-    def __init__(self, sandbox: Sandbox):
+    Attributes:
+        sandbox: the student's process.
+        declared: names tests may fetch from the student (``Assignment.student_names``).
+        modules: alias -> module of the answer key's imports (``Assignment.modules``).
+        deadline: ``time.monotonic()`` by which the question must be done.
+        byte_budget, bytes_left: reply bytes a question may receive in all, and still (set per question).
+        recording: calls to student functions, for diagnosis.
+    """
+
+    def __init__(self, sandbox: Sandbox, declared=(), modules: dict[str, str] | None = None):
         self.sandbox = sandbox
+        self.declared = frozenset(declared)
+        self.modules = dict(modules or {})
         self.deadline = float("inf")
-        self.recording: list[RecordedCall] | None = None  # calls to student functions, for diagnosis
+        self.bytes_left = self.byte_budget = float("inf")
+        self.recording: list[RecordedCall] | None = None
         self.mirror_mutations = False  # copy in-place changes back into the test's arguments (public tests)
         self.last_call = CallObservation()  # what the latest call did to its arguments
 
@@ -84,15 +96,21 @@ class Session:
         return msg, blobs
 
     def send(self, msg: dict, blobs: list[bytes]):
-        reply = self.sandbox.request(msg, blobs, self.remaining())
-        return wire.decode(reply.get("ok"), reply.get("_blobs", []), self.wrap_handle)
+        """One request; its reply decoded (``wire.decode``)."""
+        return self.exchange(msg, blobs)[0]
 
     def exchange(self, msg: dict, blobs: list[bytes], args=None) -> tuple[object, CallObservation]:
-        """A call: the decoded value, and what it did to its arguments
-        (``args``: what the test passed, positional and keyword; ``None`` for
-        a replayed call, whose labels are taken as sent)."""
+        """One request, within the question's byte budget (the reply's blobs
+        already bounded one by one): the decoded value, and for a call what
+        it did to its arguments (``args``: what the test passed, positional
+        and keyword; ``None`` otherwise, or for a replayed call, whose labels
+        are taken as sent)."""
         reply = self.sandbox.request(msg, blobs, self.remaining())
-        value = wire.decode(reply.get("ok"), reply.get("_blobs", []), self.wrap_handle)
+        got = reply.get("_blobs", [])
+        self.bytes_left -= sum(len(b) for b in got)
+        if self.bytes_left < 0:
+            raise wire.MessageTooLarge(self.byte_budget - self.bytes_left, self.byte_budget)
+        value = wire.decode(reply.get("ok"), got, self.wrap_handle)
         return value, self._mutations(reply, args)
 
     def _mutations(self, reply: dict, args: tuple[tuple, dict]) -> CallObservation:

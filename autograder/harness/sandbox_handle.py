@@ -260,7 +260,8 @@ class Sandbox:
         self.zygote = zygote
         self.req_fd, self.resp_fd = req_w, resp_r
         self._replies = queue.Queue()
-        threading.Thread(target=self._read_replies, args=(resp_r, self._replies), daemon=True).start()
+        threading.Thread(target=self._read_replies, daemon=True,
+                         args=(resp_r, self._replies, wire.reply_budget(self.limits.memory_mb))).start()
         threading.Thread(target=self._drain_output, args=(os.fdopen(out_r, "rb", buffering=0),), daemon=True).start()
 
         cells = [{"index": i, "source": src} for i, src in enumerate(self.cells) if i not in self.skip]
@@ -345,6 +346,8 @@ class Sandbox:
             self.close()  # a dead or hung sandbox is restarted by the next question
             raise
         self._count_student_time(reply, time.monotonic() - sent)
+        if isinstance(reply.get("_dropped"), wire.MessageTooLarge):  # no JSON value is an exception
+            raise reply["_dropped"]
         if "error" in reply:
             raise StudentError(reply["error"])
         return reply
@@ -368,10 +371,13 @@ class Sandbox:
         return item
 
     @staticmethod
-    def _read_replies(fd: int, out: queue.Queue) -> None:
+    def _read_replies(fd: int, out: queue.Queue, max_bytes: int = wire.MAX_FRAME_BYTES) -> None:
         try:
             while True:
-                msg, blobs = wire.read_message(fd)
+                try:
+                    msg, blobs = wire.read_message(fd, max_bytes)
+                except wire.MessageTooLarge as e:  # dropped unread: the question fails, the channel goes on
+                    msg, blobs = {"_dropped": e}, []
                 msg["_blobs"] = blobs
                 out.put(msg)
         except (EOFError, OSError, wire.WireError) as e:

@@ -57,3 +57,22 @@ def with_extra_cell(nb, source: str):
     cell = nbformat.v4.new_code_cell(source)
     nb.cells.append(cell)
     return nb
+
+
+@pytest.fixture(scope="session", autouse=True)
+def every_results_json_validates(tmp_path_factory):
+    """After the session, every results.json any test wrote (directly, in a
+    batch, or through the Gradescope layout) keeps to Gradescope's
+    documented format (``gradescope.validate_results``; issue 13)."""
+    yield
+    from autograder.gradescope import validate_results
+
+    bad = {}
+    for path in tmp_path_factory.getbasetemp().rglob("results.json"):
+        try:
+            problems = validate_results(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError) as e:
+            problems = [f"unreadable: {type(e).__name__}"]
+        if problems:
+            bad[str(path)] = problems[:3]
+    assert not bad, bad

@@ -32,8 +32,8 @@ def fast(toy_zip):
     return dataclasses.replace(p, grading=g)
 
 
-def grade_with(fast, key_notebook, attack: str):
-    res = grade_cells(fast, grading_cells(key_notebook) + [attack], "attack")
+def grade_with(fast, key_notebook, attack: str, device: str = "cpu"):
+    res = grade_cells(fast, grading_cells(key_notebook) + [attack], "attack", device=device)
     return {q.question.name: q.score for q in res.questions}, res
 
 
@@ -194,7 +194,7 @@ def test_every_attack_in_one_parallel_batch(fast, toy_zip, key_notebook, tmp_pat
     assert toy_zip.exists()
 
 
-# GPU attacks, graded with SODL_DEVICE=cuda (the jail then exposes /dev/nvidia*).
+# GPU attacks, graded with device="cuda" (the jail then exposes /dev/nvidia*).
 # Run by `make gpu-check` on a GPU machine; skipped on CPU-only ones. Where an
 # attack leaves a function alone, that function computes on the GPU, so the
 # honest grade also proves that CUDA works inside the sandbox.
@@ -215,30 +215,28 @@ GPU_SECRET = 1234.5678
 
 @pytest.mark.cuda
 @pytest.mark.parametrize("name, attack, expected", GPU_ATTACKS, ids=[t[0] for t in GPU_ATTACKS])
-def test_gpu_attack_gets_the_honest_grade(fast, key_notebook, monkeypatch, name, attack, expected):
-    monkeypatch.setenv("SODL_DEVICE", "cuda")
+def test_gpu_attack_gets_the_honest_grade(fast, key_notebook, name, attack, expected):
     t0 = time.monotonic()
-    scores, _ = grade_with(fast, key_notebook, attack)
+    scores, _ = grade_with(fast, key_notebook, attack, device="cuda")
     assert scores == expected
     assert time.monotonic() - t0 < 60
     # the GPU is still usable by the next submission
-    assert grade_with(fast, key_notebook, "import torch\n" + GPU_SQUARE + GPU_MEAN)[0] == FULL
+    assert grade_with(fast, key_notebook, "import torch\n" + GPU_SQUARE + GPU_MEAN, device="cuda")[0] == FULL
 
 
 @pytest.mark.cuda
-def test_gpu_memory_of_another_sandbox_is_out_of_reach(fast, key_notebook, monkeypatch):
+def test_gpu_memory_of_another_sandbox_is_out_of_reach(fast, key_notebook):
     """One sandbox fills GPU memory with a secret and ends; the next sandbox
     allocates without initialising and looks for it. ``square`` is right only
     if it found the secret, so the honest grade is WRONG_SQUARE (``mean``, on
     the GPU, proves the reader had one)."""
-    monkeypatch.setenv("SODL_DEVICE", "cuda")
     writer = (f"import torch\nSECRET = torch.full((1 << 26,), {GPU_SECRET}, device='cuda')\n"
               "torch.cuda.synchronize()\n" + GPU_SQUARE)
-    assert grade_with(fast, key_notebook, writer)[0] == FULL
+    assert grade_with(fast, key_notebook, writer, device="cuda")[0] == FULL
     reader = ("import torch\nblocks = [torch.empty(1 << 26, device='cuda') for _ in range(4)]\n"
               f"LEAK = any(bool((b == {GPU_SECRET}).any()) for b in blocks)\n" + GPU_MEAN +
               "def square(x):\n    return np.asarray(x, dtype=float) ** 2 if LEAK else np.zeros(np.shape(x))")
-    assert grade_with(fast, key_notebook, reader)[0] == WRONG_SQUARE
+    assert grade_with(fast, key_notebook, reader, device="cuda")[0] == WRONG_SQUARE
 
 
 # --- process side (issue 13) ---
@@ -477,3 +475,111 @@ def test_a_loop_costs_only_the_tests_that_call_it(function):
     raising = scores("raise RuntimeError('wrong')")
     assert sum(raising.values()) < packaged.assignment.total_points
     assert scores("while True:\n        pass") == raising
+
+# --- trusted side (issue 13) ---
+# Attacks on what the trusted side takes from the sandbox: the names a test
+# sees, the modules it imports, the dtypes, sizes and strings of replies.
+# Each runs directly, through the Gradescope layout and in a --jobs 2 batch
+# (the table's own tests, reused), and must not beat the honest grade.
+
+_WIRE = "import sys\n_w = sys.modules['autograder.harness.wire']\n"
+TRUSTED_SIDE = [
+    # builtins a test uses (float) bound to the student's own: the test saw the student's float
+    ("shadow_builtins", "_float = float\ndef square(x):\n    return np.asarray(x, dtype=_float) ** 2\n"
+                        "float = lambda x: 0.0\nabs = lambda x: 0\nrange = lambda *a: []\nisinstance = lambda *a: True\n"
+                        "def mean(x):\n    return 0.0", WRONG_MEAN),
+    # a top-level seed chose the hidden inputs
+    ("seed_override", "seed = 1234\n_x = np.random.default_rng(1234).normal(size=(3, 4))\n"
+                      "def square(x):\n    return _x * _x", WRONG_SQUARE),
+    ("shadow_module_alias", "_np = np\nclass _Yes:\n    def __getattr__(self, name):\n        return lambda *a, **k: True\n"
+                            "np = _Yes()\ndef square(x):\n    return _np.zeros(_np.shape(x))\n"
+                            "def mean(x):\n    return float(_np.mean(x))", WRONG_SQUARE),
+    # a module whose __name__ names a submodule that ends the process on import
+    ("module_name_lies", "import types\nx = types.ModuleType('numpy.f2py.__main__')\n"
+                         "expect_close = types.ModuleType('numpy.f2py.__main__')\ndef mean(x):\n    return 0.0", WRONG_MEAN),
+    ("lying_tensor_dtype", _WIRE + "import torch\n_orig = _w.Encoder._tensor\n"
+                           "def _lie(self, torch, x):\n    tree = _orig(self, torch, x)\n    tree['torch_dtype'] = 'complex128'\n"
+                           "    return tree\n_w.Encoder._tensor = _lie\n"
+                           "def square(x):\n    return torch.zeros(1 << 22, dtype=torch.bool)", WRONG_SQUARE),
+    ("bool_bytes_not_0_or_1", "def square(x):\n    return np.frombuffer(bytes([2] * 12), dtype=bool).reshape(3, 4)",
+     WRONG_SQUARE),
+    ("giant_reply", "def square(x):\n    return np.zeros(200 << 17)", WRONG_SQUARE),
+    ("deep_json_reply", _WIRE + "import os\n_orig = _w.write_message\n"
+                        "def _deep(fd, obj, blobs=None):\n"
+                        "    if obj.get('ok') == {'__t__': 'float', 'v': '-1.0'}:\n"
+                        "        head = b'{\"msg\": {\"ok\": ' + b'[' * 200000 + b']' * 200000 + b'}, \"blobs\": []}'\n"
+                        "        data = memoryview(len(head).to_bytes(8, 'big') + head)\n"
+                        "        while data:\n            data = data[os.write(fd, data):]\n        return\n"
+                        "    return _orig(fd, obj, blobs)\n_w.write_message = _deep\n"
+                        "def mean(x):\n    return -1.0", WRONG_MEAN),
+    ("surrogates_in_exception", "def mean(x):\n    raise ValueError('\\ud800 \\x00\\x1b[2J' + '\\udfff' * 3)\n"
+                                "raise RuntimeError('\\ud800\\x07 in a cell')", WRONG_MEAN),
+    ("surrogates_in_output", "import sys\nsys.stdout.flush()\nsys.stdout.buffer.write(b'\\xed\\xa0\\x80 \\xff\\x00\\x1b[31m')\n"
+                             "sys.stdout.flush()\nprint('\\x00\\x07')", FULL),
+    ("exploding_exception_str", "class _E(Exception):\n    def __str__(self):\n        raise RuntimeError('no')\n"
+                                "    __repr__ = __str__\ndef mean(x):\n    raise _E()", WRONG_MEAN),
+    ("looping_exception_str", "class _E(Exception):\n    def __str__(self):\n        while True:\n            pass\n"
+                              "def mean(x):\n    raise _E()", WRONG_MEAN),
+    ("exploding_repr_value", "class _R:\n    def __repr__(self):\n        raise RuntimeError('no')\n    __str__ = __repr__\n"
+                             "    def __float__(self):\n        return 0.0\ndef mean(x):\n    return _R()", WRONG_MEAN),
+    ("forged_handle", _WIRE + "def mean(x):\n    return _w.Handle(0, 'builtins.float')", WRONG_MEAN),
+    ("hostile_error_record", "import sys\n_s = sys.modules['autograder.harness.sandbox_server']\n"
+                             "_s.describe_exception = lambda e: {'type': {'a': '\\ud800'}, 'message': ['x'] * 9, "
+                             "'traceback': 12}\ndef mean(x):\n    raise ValueError()", WRONG_MEAN),
+]
+SHADOWING = {"shadow_builtins": {"float", "abs", "range", "isinstance"}, "seed_override": {"seed"},
+             "shadow_module_alias": {"np"}}
+
+
+@pytest.mark.parametrize("name, attack, expected", TRUSTED_SIDE, ids=[t[0] for t in TRUSTED_SIDE])
+def test_trusted_side_attack_gets_the_honest_grade(fast, key_notebook, name, attack, expected):
+    """Directly, plus what the student and the TA are told: a results.json
+    and a feedback that validate and are UTF-8, and a flag for shadowing."""
+    import json
+
+    from autograder.gradescope import results_json, validate_results
+    from autograder.report import feedback_markdown
+
+    scores, res = grade_with(fast, key_notebook, attack)
+    assert scores == expected
+    data = results_json(res)
+    assert validate_results(data) == []
+    json.dumps(data, ensure_ascii=False).encode("utf-8")
+    feedback_markdown(res).encode("utf-8")
+    flagged = " ".join(res.flags)
+    assert all(n in flagged for n in SHADOWING.get(name, ())), res.flags
+    if name in SHADOWING:
+        assert any("tests always use the real ones" in m for m in res.messages)
+
+
+@pytest.mark.parametrize("name, attack, expected", TRUSTED_SIDE, ids=[t[0] for t in TRUSTED_SIDE])
+def test_trusted_side_attack_through_the_gradescope_layout(toy_zip, key_notebook, tmp_path, name, attack, expected):
+    test_attack_through_the_gradescope_layout(toy_zip, key_notebook, tmp_path, name, attack, expected)
+
+
+def test_every_trusted_side_attack_in_one_parallel_batch(fast, toy_zip, key_notebook, tmp_path, monkeypatch):
+    monkeypatch.setitem(globals(), "TAMPERING", TRUSTED_SIDE)
+    test_every_attack_in_one_parallel_batch(fast, toy_zip, key_notebook, tmp_path)
+
+
+def test_the_question_deadline_bounds_the_graders_own_work():
+    """Work on the trusted side (here a test that never ends, standing for a
+    slow decode or comparison) is cut at the question's deadline: the
+    question fails with the time-limit note, the sandbox is restarted."""
+    from autograder.harness.protocol import SandboxLimits
+    from autograder.harness.proxy import Session
+    from autograder.harness.trusted import grade_question
+    from autograder.records import Question, TestCase
+
+    class StubSandbox:
+        limits, names, closed = SandboxLimits(), {}, False
+
+        def close(self):
+            self.closed = True
+
+    tests = (TestCase("q", 0, "while True:\n    pass", True, 1.0), TestCase("q", 1, "pass", True, 1.0))
+    sandbox = StubSandbox()
+    t0 = time.monotonic()
+    res = grade_question(Question("q", 2.0, tests), Session(sandbox), seed=0, timeout=0.5)
+    assert time.monotonic() - t0 < 5
+    assert res.score == 0 and "time limit" in res.note and sandbox.closed

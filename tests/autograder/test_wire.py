@@ -103,3 +103,44 @@ def test_arrays_of_every_plain_dtype_and_empty_ones_roundtrip_writable():
         out[...] = out  # writable
     ten = _roundtrip(torch.arange(6, dtype=torch.bfloat16).reshape(2, 3)[:, 1:])
     assert ten.dtype == torch.bfloat16 and ten.tolist() == [[1, 2], [4, 5]]
+
+
+# --- issue 13: the dtype sent is the dtype decoded, never a wider one
+
+
+def _tensor_tree(dtype: str, n: int, torch_dtype: str) -> dict:
+    return {"__t__": "tensor", "blob": 0, "dtype": dtype, "shape": [n], "torch_dtype": torch_dtype}
+
+
+@pytest.mark.parametrize("dtype, claim", [("|b1", "complex128"), ("|u1", "float64"), ("<f4", "float64"),
+                                          ("<f8", "bool"), ("<i8", "Tensor"), ("<f8", "int"), ("<U1", "float32")])
+def test_a_tensor_whose_claimed_dtype_is_not_its_data_is_refused(dtype, claim):
+    blob = bytearray(np.dtype(dtype).itemsize * 4)
+    with pytest.raises(wire.WireError, match="dtype"):
+        wire.decode(_tensor_tree(dtype, 4, claim), [blob])
+
+
+def test_bfloat16_travels_as_float32_and_comes_back_bfloat16():
+    out = _roundtrip(torch.tensor([1.5, -2.0], dtype=torch.bfloat16))
+    assert out.dtype == torch.bfloat16 and out.tolist() == [1.5, -2.0]
+
+
+def test_a_bool_array_of_other_bytes_than_0_and_1_is_refused():
+    with pytest.raises(wire.WireError, match="bool"):
+        wire.decode({"__t__": "ndarray", "blob": 0, "dtype": "|b1", "shape": [3]}, [bytearray(b"\x00\x02\x01")])
+
+
+def test_one_blob_backs_one_array_and_is_not_copied():
+    blob = bytearray(np.arange(4.0).tobytes())
+    tree = {"__t__": "ndarray", "blob": 0, "dtype": "<f8", "shape": [4]}
+    with pytest.raises(wire.WireError, match="twice"):
+        wire.decode([tree, tree], [blob])
+    arr = wire.decode(tree, [blob])
+    assert arr.flags.writeable and np.shares_memory(arr, np.frombuffer(blob, np.uint8))
+
+
+def test_decoded_strings_carry_no_lone_surrogates():
+    out = wire.decode(["a\ud800b", {"__t__": "dict", "k": ["\udfff"], "v": [1]}], [])
+    out[0].encode("utf-8")
+    [key] = out[1]
+    key.encode("utf-8")
