@@ -126,7 +126,6 @@ def test_namespace(test_reads: frozenset[str], session: Session, seed: int) -> t
     only if the answer key declares it (``Session.declared``) and the test
     reads it before binding it. Nothing else of the student's is looked at."""
     sandbox = session.sandbox
-    session.mirror_mutations = not test.hidden  # a public test sees in-place changes, as under otter
     ns: dict = {"__builtins__": builtins, "__name__": "__sodl_test__", "seed": seed,
                 "device": sandbox.limits.device}
     missing: dict[str, str] = {}
@@ -151,6 +150,8 @@ def test_namespace(test_reads: frozenset[str], session: Session, seed: int) -> t
 
 
 def _run_test(test: TestCase, session: Session, seed: int) -> TestOutcome:
+    session.mirror_mutations = not test.hidden  # a public test sees in-place changes, as under otter
+    missing: dict[str, str] = {}
     try:
         code, reads = compiled_test(test.code, f"<{test.question} test {test.index + 1}>")
         ns, missing = test_namespace(reads, session, seed)

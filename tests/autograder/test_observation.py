@@ -52,7 +52,8 @@ assert x[1] == 1.0, "the input is unchanged"
 
 def _grade(packaged, tests: list[tuple[str, bool]]):
     cases = tuple(TestCase("q", i, code, hidden, 1.0) for i, (code, hidden) in enumerate(tests))
-    a = Assignment("obs", "observation", (Question("q", float(len(cases)), cases),), "visible", False)
+    a = Assignment("obs", "observation", (Question("q", float(len(cases)), cases),), "visible", False,
+                   student_names=("scale_copy", "scale_in_place", "residual_kept", "residual_detached"))
     packaged = dataclasses.replace(packaged, assignment=a, mutants=(), key_cells=())
     result = grade_cells(packaged, [STUDENT], "obs", diagnose_mistakes=False)
     return [o.passed for o in result.questions[0].outcomes]
