@@ -565,21 +565,27 @@ def test_every_trusted_side_attack_in_one_parallel_batch(fast, toy_zip, key_note
 def test_the_question_deadline_bounds_the_graders_own_work():
     """Work on the trusted side (here a test that never ends, standing for a
     slow decode or comparison) is cut at the question's deadline: the
-    question fails with the time-limit note, the sandbox is restarted."""
+    test fails with the time-limit note, the sandbox is closed, and (as for
+    a test that hangs in the sandbox) restarted for the question's next
+    test, which gets the limit afresh."""
     from autograder.harness.protocol import SandboxLimits
     from autograder.harness.proxy import Session
     from autograder.harness.trusted import grade_question
     from autograder.records import Question, TestCase
 
     class StubSandbox:
-        limits, names, closed = SandboxLimits(), {}, False
+        limits, names, closed, restarts, running = SandboxLimits(), {}, False, 0, True
 
         def close(self):
-            self.closed = True
+            self.closed, self.running = True, False
+
+        def restart(self, deadline):
+            self.restarts, self.running = self.restarts + 1, True
 
     tests = (TestCase("q", 0, "while True:\n    pass", True, 1.0), TestCase("q", 1, "pass", True, 1.0))
     sandbox = StubSandbox()
     t0 = time.monotonic()
     res = grade_question(Question("q", 2.0, tests), Session(sandbox), seed=0, timeout=0.5)
     assert time.monotonic() - t0 < 5
-    assert res.score == 0 and "time limit" in res.note and sandbox.closed
+    assert [o.passed for o in res.outcomes] == [False, True] and "time limit" in res.outcomes[0].message
+    assert sandbox.closed and sandbox.restarts == 1
