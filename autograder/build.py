@@ -132,3 +132,99 @@ def build_week(week: Week, out: Path, wheel: Path, execute: bool = True) -> dict
         write_notebook(nb, samples / label / f"{name}.ipynb")
     paths["samples"] = samples
     return paths
+
+
+@dataclass
+class BuiltMaster:
+    """What ``sodl build MASTER.ipynb --out DIR`` makes of an otter master.
+
+    Attributes:
+        master: the parsed master.
+        packaged: what the zip carries for grading.
+        student: the student notebook (as ``otter assign`` writes it).
+        key: the answer key (solutions, not executed).
+        files: the master's ``files:`` as (relative path, bytes).
+        warnings: what the author may want to know (no mutants, ignored keys).
+    """
+
+    master: object
+    packaged: PackagedAssignment
+    student: nbformat.NotebookNode
+    key: nbformat.NotebookNode
+    files: list[tuple[str, bytes]]
+    warnings: list[str]
+
+
+def prepare_master(path: Path) -> BuiltMaster:
+    """Parse an otter master at any path and make its notebooks and package."""
+    from autograder.otter_format import OtterFormatError, grading_seed, key_notebook, parse_otter_master, \
+        student_notebook
+    from autograder.otter_runtime import encode_files
+
+    om = parse_otter_master(path)
+    problems, files = [], []
+    for rel in [*om.config.get("files", []), *om.config.get("autograder_files", [])]:
+        src = (path.parent / rel)
+        if not src.resolve().is_relative_to(path.parent.resolve()):
+            problems.append(f"files: {rel!r} is outside the master's folder: move it beside the master")
+        elif src.is_file():
+            files.append((rel, src.read_bytes()))
+        elif src.is_dir():
+            files += [(str(f.relative_to(path.parent)), f.read_bytes()) for f in sorted(src.rglob("*")) if f.is_file()]
+        else:
+            problems.append(f"files: {rel!r} does not exist beside the master")
+    if problems:
+        raise OtterFormatError(path, problems)
+    key, student = key_notebook(om), student_notebook(om)
+    questions, manual = om.records()
+    gen = om.config.get("generate") if isinstance(om.config.get("generate"), dict) else {}
+    assignment = Assignment(om.name, str(om.config.get("name") or om.path.stem), tuple(questions),
+                            show_stdout=bool(gen.get("show_stdout", False)), manual_questions=tuple(manual))
+    key_cells = grading_cells(key)
+    seed, variable = grading_seed(om.config)
+    packaged = PackagedAssignment(assignment, with_notebook_preload(GradingConfig(), key_cells), tuple(key_cells),
+                                  (), content_hash(grading_cells(student)), encode_files(files), seed, variable)
+    warnings = list(om.warnings)
+    warnings.append(f"no mutants.yml beside {path.name}: the build cannot prove each test can fail; a catalogue of "
+                    "wrong answers per question would let `sodl check` show that every mistake loses points and "
+                    "name it in the student's feedback")
+    if manual:
+        warnings.append(f"graded by hand, not in the autograded score: {', '.join(manual)}")
+    return BuiltMaster(om, packaged, student, key, files, warnings)
+
+
+def master_requirements(om) -> list[str]:
+    """The master's ``requirements:`` (a list, or a requirements file beside it)."""
+    req = om.config.get("requirements")
+    if isinstance(req, list):
+        return [str(r) for r in req]
+    if isinstance(req, str):
+        p = om.path.parent / req
+        if p.is_file():
+            return [ln.strip() for ln in p.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    return []
+
+
+def build_master(path: Path, out: Path, wheel: Path, execute: bool = True) -> dict[str, Path]:
+    """``otter assign MASTER DIST`` for sodl: ``DIR/<name>/<name>-autograder.zip``,
+    ``DIR/<name>/student/`` (notebook and files) and ``DIR/<name>/solution/``."""
+    built = prepare_master(Path(path))
+    name, nb_name = built.master.name, Path(path).name
+    base = out / name
+    paths = {"student": write_notebook(built.student, base / "student" / nb_name)}
+    for rel, data in built.files:
+        for folder in ("student", "solution"):
+            (base / folder / rel).parent.mkdir(parents=True, exist_ok=True)
+            (base / folder / rel).write_bytes(data)
+    key = built.key
+    if execute:
+        from nbclient import NotebookClient
+
+        key = nbformat.from_dict(built.key)
+        NotebookClient(key, timeout=600, kernel_name="python3",
+                       resources={"metadata": {"path": str(Path(path).parent)}}).execute()
+    paths["solution"] = write_notebook(key, base / "solution" / nb_name)
+    paths["zip"] = write_zip(base / f"{name}-autograder.zip", built.packaged, wheel,
+                             master_requirements(built.master))
+    paths["warnings"] = built.warnings
+    return paths

@@ -50,6 +50,9 @@ def cmd_build(args) -> int:
     from autograder.week_check import check_week, format_table
     from autograder.gradescope_env import build_wheel
 
+    masters = [Path(w) for w in args.weeks if w.endswith(".ipynb")]
+    if masters:  # `otter assign MASTER DIST` for sodl: any master, any path
+        return _build_masters(masters, Path(args.out), not args.no_execute)
     root, weeks = _weeks(args)
     out = Path(args.out)
     wheel = build_wheel(out / "_wheel")
@@ -69,6 +72,22 @@ def cmd_build(args) -> int:
         print(format_table(failed))
         print("sodl build: the tests of these weeks cannot tell every mistake apart (see FAIL above)", file=sys.stderr)
         return 1
+    return 0
+
+
+def _build_masters(masters: list[Path], out: Path, execute: bool) -> int:
+    from autograder.build import build_master
+    from autograder.gradescope_env import build_wheel
+
+    wheel = build_wheel(out / "_wheel")
+    for m in masters:
+        if not m.is_file():
+            print(f"sodl build: no such master notebook: {m}", file=sys.stderr)
+            return 2
+        paths = build_master(m, out, wheel, execute=execute)
+        for w in paths["warnings"]:
+            print(f"{m.name}: warning: {w}", file=sys.stderr)
+        print(f"{m.name}: {paths['zip']}  (student: {paths['student'].parent}, solution: {paths['solution'].parent})")
     return 0
 
 
@@ -194,7 +213,8 @@ def main(argv=None) -> int:
     for name, helptext in (("build", "student notebook, answer key, samples and Gradescope zip"),
                            ("check", "prove the tests tell right from wrong (solution, blank, mutants)")):
         s = sub.add_parser(name, help=helptext)
-        s.add_argument("weeks", nargs="*", metavar="WEEK")
+        s.add_argument("weeks", nargs="*", metavar="WEEK",
+                       help="weekNN, or (build) an otter master notebook MASTER.ipynb at any path")
         s.add_argument("--all", action="store_true")
         if name == "build":
             s.add_argument("--out", default="dist")
