@@ -212,8 +212,13 @@ def build_master(path: Path, out: Path, wheel: Path, execute: bool = True) -> di
     name, nb_name = built.master.name, Path(path).name
     base = out / name
     paths = {"student": write_notebook(built.student, base / "student" / nb_name)}
-    for rel, data in built.files:
-        for folder in ("student", "solution"):
+    student_files = [(rel, (Path(path).parent / rel).read_bytes())
+                     for rel in built.master.config.get("student_files", []) if (Path(path).parent / rel).is_file()]
+    from autograder.otter_format import public_test_files
+
+    tests = [(rel, text.encode()) for rel, text in public_test_files(built.master).items()]
+    for folder, items in (("student", built.files + tests), ("solution", built.files + tests + student_files)):
+        for rel, data in items:  # the solution folder is what a model student hands in
             (base / folder / rel).parent.mkdir(parents=True, exist_ok=True)
             (base / folder / rel).write_bytes(data)
     key = built.key

@@ -771,7 +771,7 @@ def key_notebook(om: OtterMaster):
             c = c
         if c["cell_type"] == "code":
             c["outputs"], c["execution_count"] = [], None
-    tests = ok_tests(om, include_hidden=False) if om.ok_format else {}
+    tests = ok_tests(om, include_hidden=False) if not uses_test_files(om) else {}
     return _new_notebook(om, cells, _metadata(om, tests))
 
 
@@ -806,7 +806,7 @@ def student_notebook(om: OtterMaster):
                 if m:
                     lines[k] = f"{m.group(1)}{seed['variable']} {m.group(2)} {seed.get('student_value')}"
             c["source"] = "\n".join(lines)
-    tests = ok_tests(om, include_hidden=False) if om.ok_format else {}
+    tests = ok_tests(om, include_hidden=False) if not uses_test_files(om) else {}
     return _new_notebook(om, out, _metadata(om, tests))
 
 
@@ -820,3 +820,43 @@ def grading_seed(config: dict) -> tuple[int | None, str | None]:
     return (int(seed) if seed is not None else None), (str(variable) if variable else None)
 
 
+
+
+def uses_test_files(om: OtterMaster) -> bool:
+    """Whether public tests go to the student as ``tests/<question>.py``
+    (``tests: {files: true}``, or exception-based tests) rather than in
+    the notebook's metadata."""
+    tests_conf = om.config.get("tests") if isinstance(om.config.get("tests"), dict) else {}
+    return bool(tests_conf.get("files", False)) or not om.ok_format
+
+
+def public_test_files(om: OtterMaster) -> dict[str, str]:
+    """``tests/<question>.py`` for otter's ``grader.check``, public tests only,
+    in otter 7's two file formats (an OK dict, or ``@test_case`` functions)."""
+    import pprint
+
+    if not uses_test_files(om):
+        return {}
+    files = {}
+    if om.ok_format:
+        for name, test in ok_tests(om, include_hidden=False).items():
+            files[f"tests/{name}.py"] = f"OK_FORMAT = True\n\ntest = {pprint.pformat(test, indent=4)}\n"
+        return files
+    questions, _ = om.records()
+    for q in questions:
+        lines = ["from otter.test_files import test_case", "", "OK_FORMAT = False", "", f"name = {q.name!r}",
+                 f"points = {q.points!r}"]
+        if q.all_or_nothing:
+            lines.append("all_or_nothing = True")
+        lines.append("")
+        for t in q.tests:
+            if t.hidden:
+                continue
+            args = [f"points={t.points!r}", "hidden=False"]
+            if t.success_message:
+                args.append(f"success_message={t.success_message!r}")
+            if t.failure_message:
+                args.append(f"failure_message={t.failure_message!r}")
+            lines += [f"@test_case({', '.join(args)})", ast.unparse(ast.parse(t.code).body[0]), ""]
+        files[f"tests/{q.name}.py"] = "\n".join(lines)
+    return files

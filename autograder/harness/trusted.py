@@ -45,7 +45,8 @@ def _imported_modules(code: str) -> tuple[str, ...]:
 # Modules a test may see under the student's alias (``np`` in a public test
 # means the trusted side's own numpy, never the student's object).
 SHARED_MODULES = {"numpy", "torch", "scipy", "math", "cmath", "random", "itertools", "functools",
-                  "collections", "statistics", "fractions", "sklearn", "matplotlib"}
+                  "collections", "statistics", "fractions", "sklearn", "matplotlib",
+                  "pandas", "statsmodels", "datascience"}  # otter courses' own (issue 14)
 
 
 def trusted_module(name: str):

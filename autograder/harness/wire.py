@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from autograder.harness import wire_tables
+
 MAX_FRAME_BYTES = 1 << 30  # a single message larger than this is refused
 MAX_DEPTH = 64  # nesting deeper than this is refused
 _HEADER = struct.Struct("!Q")
@@ -175,7 +177,8 @@ class Encoder:
             return self._tensor(torch, x)
         if isinstance(x, Handle):
             return {"__t__": "handle", "id": x.id, "type": x.type_name}
-        return self.make_handle(x)
+        table = wire_tables.encode(self, x, depth)  # DataFrame, Series, generator as plain parts
+        return table if table is not None else self.make_handle(x)
 
     def _tensor(self, torch, x):
         x = x.detach().cpu()
@@ -241,6 +244,8 @@ def decode(tree, blobs: list[bytes], handle_factory=None, depth: int = 0):
             if isinstance(dtype, torch.dtype) and dtype != out.dtype:
                 out = out.to(dtype)
             return out
+        if tag in wire_tables.TAGS:
+            return wire_tables.decode(tree, lambda v: decode(v, blobs, handle_factory, depth + 1), WireError)
         if tag == "handle":
             h = Handle(int(tree["id"]), str(tree["type"])[:200])
             return handle_factory(h) if handle_factory else h
