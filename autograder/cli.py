@@ -30,18 +30,24 @@ def cmd_list(args) -> int:
     from autograder import course
 
     root = course.find_root()
-    items = []
+    items, broken = [], []
     for w in course.weeks(root):
-        master, config = w.load()
+        try:  # one malformed week must not hide the others
+            master, config = w.load()
+        except UserError as e:
+            broken.append({"week": w.name, "master": str(w.master_path.relative_to(root)), "error": str(e)})
+            continue
         items.append({"week": w.name, "title": config.title, "master": str(w.master_path.relative_to(root)),
                       "questions": [{"name": q.name, "points": q.points} for q in master.questions]})
     if args.json:
-        print(json.dumps(items, indent=1))
+        print(json.dumps(items + broken, indent=1))
     else:
         for it in items:
             qs = ", ".join(f"{q['name']} ({q['points']:g})" for q in it["questions"])
             print(f"{it['week']}  {it['title']}\n        {it['master']}\n        {qs}")
-    return 0
+    for b in broken:
+        print(f"sodl list: {b['week']} is broken ({b['master']}): {b['error']}", file=sys.stderr)
+    return 1 if broken else 0
 
 
 def cmd_build(args) -> int:
