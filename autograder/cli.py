@@ -181,6 +181,9 @@ def cmd_check(args) -> int:
 
     from autograder import workers
 
+    masters = [Path(w) for w in args.weeks if w.endswith(".ipynb")]
+    if masters:
+        return _check_masters(masters)
     _, weeks = _weeks(args)
     checks = []
     with workers.pool(args.jobs) as executor:
@@ -195,6 +198,24 @@ def cmd_check(args) -> int:
                 print(f"{w.name}: warning: {warning}", flush=True)
     print(format_table(checks))
     return 0 if checks and all(c.ok for c in checks) else 1
+
+
+def _check_masters(masters: list[Path]) -> int:
+    from autograder.week_check import check_master
+
+    ok = True
+    for m in masters:
+        c = check_master(m)
+        ok = ok and c.ok
+        print(f"{m.name}: solution {c.solution[0]:g}/{c.solution[1]:g}"
+              f"{'' if c.ok else ' (NOT full marks)'}, blank {c.blank[0]:g}/{c.blank[1]:g}")
+        for f in c.solution_failures:
+            print(f"  the solution fails {f}")
+        for t in c.blind_tests:
+            print(f"  the blank notebook passes {t}: it cannot tell an answer from none")
+        print("  no mutants.yml: which wrong answers each test catches is not checked "
+              "(add one to prove every test can fail)")
+    return 0 if ok else 1
 
 
 def cmd_demo(args) -> int:

@@ -161,3 +161,14 @@ def test_otters_grader_check_passes_every_public_test_on_the_solution(built, tmp
     check = ("import otter\n_g = otter.Notebook(%r)\n_failed = [q for q in %r if not _g.check(q).passed_all_public]\n"
              "assert not _failed, _failed" % (master.name, names))
     _execute(folder / master.name, check)
+
+
+def test_sodl_check_on_a_master_without_mutants_reports_what_it_can(tmp_path):
+    """otter-generate's q1 has a test cell that is just `None`: it prints
+    nothing, so it passes on a blank notebook too (otter gives it 0.75)."""
+    from autograder.week_check import check_master
+
+    shutil.copytree(MASTERS / "otter-generate", tmp_path / "m")
+    c = check_master(next((tmp_path / "m").glob("*.ipynb")))
+    assert c.ok and c.solution == (4.75, 4.75) and c.blank == (0.75, 4.75)
+    assert c.blind_tests == ["q1 test 2 (public)"] and c.solution_failures == []
