@@ -106,6 +106,13 @@ def decode(tree: dict, decode_part, error: type):
     except ImportError:
         raise error("a table arrived but pandas is not installed on this side") from None
 
+    def plain(v):  # a label or a text column's cell: never a handle, whatever the sender claims
+        if type(v) in _SCALARS or (isinstance(v, np.generic) and type(v).__module__ == "numpy"):
+            return v
+        if type(v) is tuple and all(type(e) in _SCALARS for e in v):
+            return v
+        raise error("a table label or cell is not a plain value")
+
     def values(part):
         v = decode_part(part)
         if type(v) is np.ndarray:
@@ -114,12 +121,12 @@ def decode(tree: dict, decode_part, error: type):
             return v
         if type(v) is not list:
             raise error("malformed table column")
-        return v
+        return [plain(e) for e in v]
 
     def index(part):
         if type(part) is not dict:
             raise error("malformed table index")
-        name = decode_part(part.get("name"))
+        name = plain(decode_part(part.get("name")))
         if "range" in part:
             r = part["range"]
             if type(r) is not list or len(r) != 3 or any(type(v) is not int for v in r) or r[2] == 0:
@@ -132,10 +139,12 @@ def decode(tree: dict, decode_part, error: type):
         vals = values(tree["values"])
         if len(vals) != len(idx):
             raise error("a series' index and values disagree in length")
-        return pd.Series(vals, index=idx, name=decode_part(tree.get("name")))
-    cols = [decode_part(c) for c in tree["columns"]]
+        return pd.Series(vals, index=idx, name=plain(decode_part(tree.get("name"))))
+    if type(tree["columns"]) is not list:
+        raise error("malformed table columns")
+    cols = [plain(decode_part(c)) for c in tree["columns"]]
     data = [values(c) for c in tree["data"]]
-    if type(tree["columns"]) is not list or len(cols) != len(data) or len(cols) > MAX_COLUMNS \
+    if len(cols) != len(data) or len(cols) > MAX_COLUMNS \
             or any(len(d) != len(idx) for d in data):
         raise error("a table's columns, index and data disagree")
     frame = pd.DataFrame({k: d for k, d in enumerate(data)}, index=idx)

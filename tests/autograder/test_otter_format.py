@@ -148,3 +148,13 @@ def test_malformed_table_is_refused():
     tree = {"__t__": "series", "name": None, "index": {"range": [0, 3, 1], "name": None}, "values": [1]}
     with pytest.raises(wire.WireError):
         wire.decode(tree, [])
+
+
+def test_a_handle_smuggled_into_a_table_is_refused():
+    """A sandbox that sends a handle as a column label (the encoder never
+    does) gets a WireError, not a proxy inside a trusted DataFrame."""
+    pytest.importorskip("pandas")
+    tree = {"__t__": "dataframe", "index": {"range": [0, 1, 1], "name": None},
+            "columns": [{"__t__": "handle", "id": 1, "type": "x.Y"}], "data": [[1]]}
+    with pytest.raises(wire.WireError):
+        wire.decode(tree, [], handle_factory=lambda h: object())
