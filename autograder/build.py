@@ -11,6 +11,7 @@ import nbformat
 from autograder.authoring import make_notebook
 from autograder.config import AssignmentConfig, GradingConfig
 from autograder.course import Week
+from autograder.errors import UserError
 from autograder.gradescope_env import write_zip
 from autograder.master import Master
 from autograder.mutants import Mutant, load_mutants
@@ -221,14 +222,27 @@ def build_master(path: Path, out: Path, wheel: Path, execute: bool = True) -> di
         for rel, data in items:  # the solution folder is what a model student hands in
             (base / folder / rel).parent.mkdir(parents=True, exist_ok=True)
             (base / folder / rel).write_bytes(data)
-    key = built.key
-    if execute:
+    paths["solution"] = write_notebook(built.key, base / "solution" / nb_name)
+    if execute:  # in the solution folder: its files, and the key's own tests for otter's grader.check
         from nbclient import NotebookClient
+        from nbclient.exceptions import CellExecutionError
 
+        run = nbformat.from_dict(built.key)
+        for cell in run.cells:  # otter's export cell zips (and makes a PDF of) the run: not wanted here
+            if cell.cell_type == "code" and "grader.export(" in cell.source:
+                cell.source = "pass"
+        try:
+            NotebookClient(run, timeout=600, kernel_name="python3",
+                           resources={"metadata": {"path": str(base / "solution")}}).execute()
+        except CellExecutionError as e:
+            raise UserError(f"{path}: the answer key failed to execute (fix the master, or build with "
+                            f"--no-execute): {str(e).strip().splitlines()[-1][:500]}") from None
+        (base / "solution" / ".OTTER_LOG").unlink(missing_ok=True)
         key = nbformat.from_dict(built.key)
-        NotebookClient(key, timeout=600, kernel_name="python3",
-                       resources={"metadata": {"path": str(Path(path).parent)}}).execute()
-    paths["solution"] = write_notebook(key, base / "solution" / nb_name)
+        for done, cell in zip(run.cells, key.cells):
+            if cell.cell_type == "code" and done.source == cell.source:
+                cell.outputs, cell.execution_count = done.outputs, done.execution_count
+        write_notebook(key, paths["solution"])
     paths["zip"] = write_zip(base / f"{name}-autograder.zip", built.packaged, wheel,
                              master_requirements(built.master))
     paths["warnings"] = built.warnings

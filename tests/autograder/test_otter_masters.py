@@ -63,7 +63,7 @@ def built(request, tmp_path_factory):
     nbformat.write(_execute(master), master)
     _run([BIN / "otter", "assign", "--no-pdfs", "--no-run-tests", master.name, tmp / "otter"], src)
     out = tmp / "sodl"
-    _run([BIN / "sodl", "build", master, "--out", out, "--no-execute"], tmp)  # tmp: outside any checkout
+    _run([BIN / "sodl", "build", master, "--out", out], tmp)  # tmp: outside any checkout; the key is executed
     ours = next(p for p in out.iterdir() if p.name != "_wheel")
     # otter run on the blank student notebook: otter's maximum, and what it gives a blank notebook
     blank_dir = tmp / "otter-blank"
