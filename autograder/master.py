@@ -35,7 +35,8 @@ class MasterCell:
 
     Attributes:
         cell: the nbformat cell.
-        role: "config", "marker", "prompt", "solution", "test" or "other".
+        role: "config", "marker", "prompt", "solution", "solution_text" (markdown
+            inside a raw BEGIN SOLUTION block: the answer key only), "test" or "other".
         question: the question it belongs to (None outside questions).
     """
 
@@ -101,6 +102,7 @@ def parse_master(path: Path) -> Master:
         raise MasterFormatError(f"{path}: not a readable notebook ({type(e).__name__}: {e})") from None
     master = Master(path, {})
     state, qname, qconf, tests, seen_config = "outside", None, {}, [], False
+    block = None  # inside a raw BEGIN SOLUTION / BEGIN PROMPT block: "solution" or "prompt"
     names = set()
 
     for i, cell in enumerate(nb.cells):
@@ -149,7 +151,15 @@ def parse_master(path: Path) -> Master:
                 raise MasterFormatError(f"{where}: question {qname!r} has no test cells")
             master.questions.append(_question(qname, qconf, tests, where))
             master.cells.append(MasterCell(cell, "marker", qname))
-            state, qname = "outside", None
+            state, qname, block = "outside", None, None
+            continue
+        if head in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN PROMPT", "END PROMPT") and cell.cell_type == "raw":
+            # otter's raw solution and prompt delimiters: what lies between is
+            # solution (markdown there is left out of the student notebook) or prompt
+            if state != "question":
+                raise MasterFormatError(f"{where}: {head} outside a question's prompt and solution cells")
+            block = None if head.startswith("END ") else head.split()[1].lower()
+            master.cells.append(MasterCell(cell, "marker", qname))
             continue
         if head.startswith(("BEGIN ", "END ")) and cell.cell_type == "raw":
             raise MasterFormatError(f"{where}: unknown marker {_first_line(cell)!r}")
@@ -158,6 +168,9 @@ def parse_master(path: Path) -> Master:
             if cell.cell_type != "code":
                 raise MasterFormatError(f"{where}: only code cells may sit between BEGIN TESTS and END TESTS")
             conf, code = parse_test_cell(cell.source, where)
+            first = code.split("\n", 1)[0]
+            if first.lstrip().startswith("#") and re.search(r"\bhidden\b", first, re.I):  # otter's '# HIDDEN'
+                conf, code = {**conf, "hidden": True}, code.split("\n", 1)[1] if "\n" in code else ""
             try:
                 compile(code, where, "exec")
             except SyntaxError as e:
@@ -167,6 +180,8 @@ def parse_master(path: Path) -> Master:
         elif cell.cell_type == "code":
             role = "solution" if qname else "other"
             master.cells.append(MasterCell(cell, role, qname))
+        elif qname and block == "solution" and "otter_include" not in cell.get("metadata", {}).get("tags", []):
+            master.cells.append(MasterCell(cell, "solution_text", qname))
         else:
             master.cells.append(MasterCell(cell, "prompt" if qname else "other", qname))
 
