@@ -116,7 +116,7 @@ def make_notebook(master: Master, config: AssignmentConfig, with_solutions: bool
         if mc.role in ("config", "test") or (mc.role == "solution_text" and not with_solutions):
             continue
         if mc.role == "marker":
-            if _is_end_question(src):
+            if _is_end_question(src) and mc.question not in master.manual:
                 cells.append(_code(f'grader.check("{mc.question}")', f"check-{mc.question}"))
             continue
         if mc.cell.cell_type == "code":

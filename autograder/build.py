@@ -56,7 +56,7 @@ def package(master: Master, config: AssignmentConfig, key_cells: list[str], muta
     """What the zip carries: questions and tests, limits, and for diagnosis
     the answer key's graded cells and the catalogue of mistakes."""
     assignment = Assignment(config.name, config.title, tuple(master.questions),
-                            config.hidden_visibility, config.show_stdout)
+                            config.hidden_visibility, config.show_stdout, tuple(master.manual))
     return PackagedAssignment(assignment, with_notebook_preload(config.grading, key_cells),
                               tuple(key_cells), tuple(mutants))
 

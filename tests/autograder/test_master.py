@@ -118,3 +118,27 @@ def test_otter_raw_solution_cells_hidden_lines_ignore_and_seed(tmp_path):
     assert "return ..." in student
     key = nbformat.writes(make_notebook(master, config, with_solutions=True))
     assert "x + 1" in key and "SECRET" in key and "return ..." not in key and "debug" not in key
+
+
+def _question_cells(name, conf="", tests=("assert True",)):
+    return [_raw(f"# BEGIN QUESTION\nname: {name}\n{conf}"), _code("x = 1"), _raw("# BEGIN TESTS"),
+            *[_code(t) for t in tests], _raw("# END TESTS"), _raw("# END QUESTION")]
+
+
+def test_points_lists_each_manual_questions_and_every_problem_at_once(tmp_path):
+    p = _nb(tmp_path, [_raw("# ASSIGNMENT CONFIG\nname: week09"),
+                       *_question_cells("q1", "points: [10, 2]", ("assert True", "assert True")),
+                       *_question_cells("q2", "points:\n    each: 0.75", ("assert True",) * 3),
+                       _raw("# BEGIN QUESTION\nname: q3\nmanual: true\npoints: 2"),
+                       nbformat.v4.new_markdown_cell("Explain."), _raw("# END QUESTION")])
+    master = parse_master(p)
+    assert [q.points for q in master.questions] == [12, 2.25] and master.manual == ["q3"]
+    assert [t.points for t in master.questions[0].tests] == [10, 2]
+    p = _nb(tmp_path, [_raw("# ASSIGNMENT CONFIG\nname: week09"),
+                       *_question_cells("q1", "points: [10]", ("assert True", "assert True")),
+                       *_question_cells("q2", "bogus: 1"), *_question_cells("q3", tests=("x ==",))])
+    with pytest.raises(MasterFormatError) as e:
+        parse_master(p)
+    text = str(e.value)
+    assert "one number per test cell" in text and "bogus" in text and "does not compile" in text
+    assert "Traceback" not in text
