@@ -156,6 +156,14 @@ class QuestionResult:
     def max_score(self) -> float:
         return self.question.points
 
+    def earned(self, outcomes: list[TestOutcome]) -> float:
+        """What some of this question's outcomes earn (nothing when an
+        all-or-nothing question failed a test), for per-part reports that
+        must add up to :attr:`score`."""
+        if self.question.all_or_nothing and self.score == 0:
+            return 0.0
+        return sum(o.score for o in outcomes)
+
 
 @dataclass
 class SubmissionResult:

@@ -158,3 +158,19 @@ def test_a_handle_smuggled_into_a_table_is_refused():
             "columns": [{"__t__": "handle", "id": 1, "type": "x.Y"}], "data": [[1]]}
     with pytest.raises(wire.WireError):
         wire.decode(tree, [], handle_factory=lambda h: object())
+
+
+def test_all_or_nothing_parts_add_up_to_the_score():
+    """results.json's per-part scores must add up to the total: a failed
+    all-or-nothing question earns nothing in any part."""
+    from autograder.gradescope import results_json
+    from autograder.records import Assignment, Question, QuestionResult, SubmissionResult, TestCase, TestOutcome
+
+    tests = (TestCase("q1", 0, "1", False, 2.0), TestCase("q1", 1, "1", True, 3.0))
+    q = Question("q1", 5.0, tests, all_or_nothing=True)
+    res = SubmissionResult("s", Assignment("a", "", (q,)))
+    res.questions.append(QuestionResult(q, [TestOutcome(tests[0], True), TestOutcome(tests[1], False)]))
+    data = results_json(res)
+    assert data["score"] == 0 and sum(t["score"] for t in data["tests"]) == 0
+    res.questions[0].outcomes[1].passed = True
+    assert results_json(res)["score"] == 5 == sum(t["score"] for t in results_json(res)["tests"])
