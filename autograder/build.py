@@ -1,6 +1,7 @@
 """``sodl build``: master notebook -> student notebook, answer key, zip, samples."""
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, replace
@@ -228,15 +229,19 @@ def build_master(path: Path, out: Path, wheel: Path, execute: bool = True) -> di
         from nbclient.exceptions import CellExecutionError
 
         run = nbformat.from_dict(built.key)
-        for cell in run.cells:  # otter's export cell zips (and makes a PDF of) the run: not wanted here
-            if cell.cell_type == "code" and "grader.export(" in cell.source:
+        has_grader = built.master.config.get("init_cell", True)
+        for cell in run.cells:  # otter's export cell zips (and makes a PDF of) the run: not wanted here;
+            # with `init_cell: false` there is no `grader` for the check cells to call
+            if cell.cell_type == "code" and ("grader.export(" in cell.source
+                                             or (not has_grader and cell.source.startswith("grader."))):
                 cell.source = "pass"
         try:
             NotebookClient(run, timeout=600, kernel_name="python3",
                            resources={"metadata": {"path": str(base / "solution")}}).execute()
         except CellExecutionError as e:
+            last = re.sub(r"\x1b\[[0-9;]*m", "", str(e).strip().splitlines()[-1])[:500]
             raise UserError(f"{path}: the answer key failed to execute (fix the master, or build with "
-                            f"--no-execute): {str(e).strip().splitlines()[-1][:500]}") from None
+                            f"--no-execute): {last}") from None
         (base / "solution" / ".OTTER_LOG").unlink(missing_ok=True)
         key = nbformat.from_dict(built.key)
         for done, cell in zip(run.cells, key.cells):
