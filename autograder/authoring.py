@@ -19,10 +19,17 @@ _LINE = re.compile(r"^(\s*)(.*?)\s*#\s*SOLUTION\s*$")
 _ASSIGN = re.compile(r"^([\w\s,.\[\]]+?)\s*=(?!=)")
 
 
+_STUDENT_DROPS = ("# SEED", "# SOLUTION NO PROMPT", "# BEGIN PROMPT", "# END PROMPT")
+
+
 def strip_solutions(source: str) -> str:
-    """The student version of a solution cell (otter's markers)."""
+    """The student version of a solution cell (otter's markers; ``# IGNORE``
+    and ``# SEED`` lines and prompt-string delimiters go too)."""
+    from autograder.otter_format import without_ignored
+
     out, inside, prompt = [], False, True
-    for line in source.splitlines():
+    lines = [ln for ln in without_ignored(source.splitlines()) if not ln.rstrip().endswith(_STUDENT_DROPS)]
+    for line in lines:
         if not inside and (m := _BEGIN.match(line)):
             inside, prompt = True, not m.group(2)
             if prompt:
@@ -42,8 +49,11 @@ def strip_solutions(source: str) -> str:
 
 
 def keep_solutions(source: str) -> str:
-    """The answer-key version of a solution cell (markers removed)."""
-    lines = [ln for ln in source.splitlines() if not (_BEGIN.match(ln) or _END.match(ln))]
+    """The answer-key version of a solution cell (markers, ``# IGNORE`` lines
+    and prompt strings removed)."""
+    from autograder.otter_format import key_lines, without_ignored
+
+    lines = [ln for ln in key_lines(without_ignored(source.splitlines())) if not (_BEGIN.match(ln) or _END.match(ln))]
     return "\n".join(re.sub(r"\s*#\s*SOLUTION\s*$", "", ln) for ln in lines)
 
 
@@ -103,10 +113,10 @@ def make_notebook(master: Master, config: AssignmentConfig, with_solutions: bool
     for k, mc in enumerate(master.cells):
         src = mc.cell.get("source", "")
         tags = mc.cell.get("metadata", {}).get("tags", [])
-        if mc.role in ("config", "test"):
+        if mc.role in ("config", "test") or (mc.role == "solution_text" and not with_solutions):
             continue
         if mc.role == "marker":
-            if _is_end_question(src):
+            if _is_end_question(src) and mc.question not in master.manual:
                 cells.append(_code(f'grader.check("{mc.question}")', f"check-{mc.question}"))
             continue
         if mc.cell.cell_type == "code":

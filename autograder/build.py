@@ -1,6 +1,7 @@
 """``sodl build``: master notebook -> student notebook, answer key, zip, samples."""
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, replace
@@ -11,6 +12,7 @@ import nbformat
 from autograder.authoring import make_notebook
 from autograder.config import AssignmentConfig, GradingConfig
 from autograder.course import Week
+from autograder.errors import UserError
 from autograder.gradescope_env import write_zip
 from autograder.master import Master
 from autograder.mutants import Mutant, load_mutants
@@ -57,7 +59,7 @@ def package(master: Master, config: AssignmentConfig, key_cells: list[str], muta
     the answer key's graded cells and the catalogue of mistakes."""
     assignment = Assignment(config.name, config.title, tuple(master.questions),
                             config.hidden_visibility, config.show_stdout,
-                            declared_names(key_cells), module_aliases(key_cells))
+                            declared_names(key_cells), module_aliases(key_cells), tuple(master.manual))
     return PackagedAssignment(assignment, with_notebook_preload(config.grading, key_cells),
                               tuple(key_cells), tuple(mutants))
 
@@ -133,4 +135,122 @@ def build_week(week: Week, out: Path, wheel: Path, execute: bool = True) -> dict
     for label, nb in sample_submissions(built).items():
         write_notebook(nb, samples / label / f"{name}.ipynb")
     paths["samples"] = samples
+    return paths
+
+
+@dataclass
+class BuiltMaster:
+    """What ``sodl build MASTER.ipynb --out DIR`` makes of an otter master.
+
+    Attributes:
+        master: the parsed master.
+        packaged: what the zip carries for grading.
+        student: the student notebook (as ``otter assign`` writes it).
+        key: the answer key (solutions, not executed).
+        files: the master's ``files:`` as (relative path, bytes).
+        warnings: what the author may want to know (no mutants, ignored keys).
+    """
+
+    master: object
+    packaged: PackagedAssignment
+    student: nbformat.NotebookNode
+    key: nbformat.NotebookNode
+    files: list[tuple[str, bytes]]
+    warnings: list[str]
+
+
+def prepare_master(path: Path) -> BuiltMaster:
+    """Parse an otter master at any path and make its notebooks and package."""
+    from autograder.otter_format import OtterFormatError, grading_seed, key_notebook, parse_otter_master, \
+        student_notebook
+    from autograder.otter_runtime import encode_files
+
+    om = parse_otter_master(path)
+    problems, files = [], []
+    for rel in [*om.config.get("files", []), *om.config.get("autograder_files", [])]:
+        src = (path.parent / rel)
+        if not src.resolve().is_relative_to(path.parent.resolve()):
+            problems.append(f"files: {rel!r} is outside the master's folder: move it beside the master")
+        elif src.is_file():
+            files.append((rel, src.read_bytes()))
+        elif src.is_dir():
+            files += [(str(f.relative_to(path.parent)), f.read_bytes()) for f in sorted(src.rglob("*")) if f.is_file()]
+        else:
+            problems.append(f"files: {rel!r} does not exist beside the master")
+    if problems:
+        raise OtterFormatError(path, problems)
+    key, student = key_notebook(om), student_notebook(om)
+    questions, manual = om.records()
+    gen = om.config.get("generate") if isinstance(om.config.get("generate"), dict) else {}
+    assignment = Assignment(om.name, str(om.config.get("name") or om.path.stem), tuple(questions),
+                            show_stdout=bool(gen.get("show_stdout", False)), manual_questions=tuple(manual))
+    key_cells = grading_cells(key)
+    seed, variable = grading_seed(om.config)
+    packaged = PackagedAssignment(assignment, with_notebook_preload(GradingConfig(), key_cells), tuple(key_cells),
+                                  (), content_hash(grading_cells(student)), encode_files(files), seed, variable)
+    warnings = list(om.warnings)
+    warnings.append(f"no mutants.yml beside {path.name}: the build cannot prove each test can fail; a catalogue of "
+                    "wrong answers per question would let `sodl check` show that every mistake loses points and "
+                    "name it in the student's feedback")
+    if manual:
+        warnings.append(f"graded by hand, not in the autograded score: {', '.join(manual)}")
+    return BuiltMaster(om, packaged, student, key, files, warnings)
+
+
+def master_requirements(om) -> list[str]:
+    """The master's ``requirements:`` (a list, or a requirements file beside it)."""
+    req = om.config.get("requirements")
+    if isinstance(req, list):
+        return [str(r) for r in req]
+    if isinstance(req, str):
+        p = om.path.parent / req
+        if p.is_file():
+            return [ln.strip() for ln in p.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    return []
+
+
+def build_master(path: Path, out: Path, wheel: Path, execute: bool = True) -> dict[str, Path]:
+    """``otter assign MASTER DIST`` for sodl: ``DIR/<name>/<name>-autograder.zip``,
+    ``DIR/<name>/student/`` (notebook and files) and ``DIR/<name>/solution/``."""
+    built = prepare_master(Path(path))
+    name, nb_name = built.master.name, Path(path).name
+    base = out / name
+    paths = {"student": write_notebook(built.student, base / "student" / nb_name)}
+    student_files = [(rel, (Path(path).parent / rel).read_bytes())
+                     for rel in built.master.config.get("student_files", []) if (Path(path).parent / rel).is_file()]
+    from autograder.otter_format import public_test_files
+
+    tests = [(rel, text.encode()) for rel, text in public_test_files(built.master).items()]
+    for folder, items in (("student", built.files + tests), ("solution", built.files + tests + student_files)):
+        for rel, data in items:  # the solution folder is what a model student hands in
+            (base / folder / rel).parent.mkdir(parents=True, exist_ok=True)
+            (base / folder / rel).write_bytes(data)
+    paths["solution"] = write_notebook(built.key, base / "solution" / nb_name)
+    if execute:  # in the solution folder: its files, and the key's own tests for otter's grader.check
+        from nbclient import NotebookClient
+        from nbclient.exceptions import CellExecutionError
+
+        run = nbformat.from_dict(built.key)
+        has_grader = built.master.config.get("init_cell", True)
+        for cell in run.cells:  # otter's export cell zips (and makes a PDF of) the run: not wanted here;
+            # with `init_cell: false` there is no `grader` for the check cells to call
+            if cell.cell_type == "code" and ("grader.export(" in cell.source
+                                             or (not has_grader and cell.source.startswith("grader."))):
+                cell.source = "pass"
+        try:
+            NotebookClient(run, timeout=600, kernel_name="python3",
+                           resources={"metadata": {"path": str(base / "solution")}}).execute()
+        except CellExecutionError as e:
+            last = re.sub(r"\x1b\[[0-9;]*m", "", str(e).strip().splitlines()[-1])[:500]
+            raise UserError(f"{path}: the answer key failed to execute (fix the master, or build with "
+                            f"--no-execute): {last}") from None
+        (base / "solution" / ".OTTER_LOG").unlink(missing_ok=True)
+        key = nbformat.from_dict(built.key)
+        for done, cell in zip(run.cells, key.cells):
+            if cell.cell_type == "code" and done.source == cell.source:
+                cell.outputs, cell.execution_count = done.outputs, done.execution_count
+        write_notebook(key, paths["solution"])
+    paths["zip"] = write_zip(base / f"{name}-autograder.zip", built.packaged, wheel,
+                             master_requirements(built.master))
+    paths["warnings"] = built.warnings
     return paths

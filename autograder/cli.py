@@ -30,18 +30,24 @@ def cmd_list(args) -> int:
     from autograder import course
 
     root = course.find_root()
-    items = []
+    items, broken = [], []
     for w in course.weeks(root):
-        master, config = w.load()
+        try:  # one malformed week must not hide the others
+            master, config = w.load()
+        except UserError as e:
+            broken.append({"week": w.name, "master": str(w.master_path.relative_to(root)), "error": str(e)})
+            continue
         items.append({"week": w.name, "title": config.title, "master": str(w.master_path.relative_to(root)),
                       "questions": [{"name": q.name, "points": q.points} for q in master.questions]})
     if args.json:
-        print(json.dumps(items, indent=1))
+        print(json.dumps(items + broken, indent=1))
     else:
         for it in items:
             qs = ", ".join(f"{q['name']} ({q['points']:g})" for q in it["questions"])
             print(f"{it['week']}  {it['title']}\n        {it['master']}\n        {qs}")
-    return 0
+    for b in broken:
+        print(f"sodl list: {b['week']} is broken ({b['master']}): {b['error']}", file=sys.stderr)
+    return 1 if broken else 0
 
 
 def cmd_build(args) -> int:
@@ -50,6 +56,9 @@ def cmd_build(args) -> int:
     from autograder.week_check import check_week, format_table
     from autograder.gradescope_env import build_wheel
 
+    masters = [Path(w) for w in args.weeks if w.endswith(".ipynb")]
+    if masters:  # `otter assign MASTER DIST` for sodl: any master, any path
+        return _build_masters(masters, Path(args.out), not args.no_execute)
     root, weeks = _weeks(args)
     out = Path(args.out)
     wheel = build_wheel(out / "_wheel")
@@ -69,6 +78,22 @@ def cmd_build(args) -> int:
         print(format_table(failed))
         print("sodl build: the tests of these weeks cannot tell every mistake apart (see FAIL above)", file=sys.stderr)
         return 1
+    return 0
+
+
+def _build_masters(masters: list[Path], out: Path, execute: bool) -> int:
+    from autograder.build import build_master
+    from autograder.gradescope_env import build_wheel
+
+    wheel = build_wheel(out / "_wheel")
+    for m in masters:
+        if not m.is_file():
+            print(f"sodl build: no such master notebook: {m}", file=sys.stderr)
+            return 2
+        paths = build_master(m, out, wheel, execute=execute)
+        for w in paths["warnings"]:
+            print(f"{m.name}: warning: {w}", file=sys.stderr)
+        print(f"{m.name}: {paths['zip']}  (student: {paths['student'].parent}, solution: {paths['solution'].parent})")
     return 0
 
 
@@ -163,6 +188,9 @@ def cmd_check(args) -> int:
 
     from autograder import workers
 
+    masters = [Path(w) for w in args.weeks if w.endswith(".ipynb")]
+    if masters:
+        return _check_masters(masters)
     _, weeks = _weeks(args)
     checks = []
     with workers.pool(args.jobs) as executor:
@@ -177,6 +205,24 @@ def cmd_check(args) -> int:
                 print(f"{w.name}: warning: {warning}", flush=True)
     print(format_table(checks))
     return 0 if checks and all(c.ok for c in checks) else 1
+
+
+def _check_masters(masters: list[Path]) -> int:
+    from autograder.week_check import check_master
+
+    ok = True
+    for m in masters:
+        c = check_master(m)
+        ok = ok and c.ok
+        print(f"{m.name}: solution {c.solution[0]:g}/{c.solution[1]:g}"
+              f"{'' if c.ok else ' (NOT full marks)'}, blank {c.blank[0]:g}/{c.blank[1]:g}")
+        for f in c.solution_failures:
+            print(f"  the solution fails {f}")
+        for t in c.blind_tests:
+            print(f"  the blank notebook passes {t}: it cannot tell an answer from none")
+        print("  no mutants.yml: which wrong answers each test catches is not checked "
+              "(add one to prove every test can fail)")
+    return 0 if ok else 1
 
 
 def cmd_demo(args) -> int:
@@ -201,7 +247,8 @@ def main(argv=None) -> int:
     for name, helptext in (("build", "student notebook, answer key, samples and Gradescope zip"),
                            ("check", "prove the tests tell right from wrong (solution, blank, mutants)")):
         s = sub.add_parser(name, help=helptext)
-        s.add_argument("weeks", nargs="*", metavar="WEEK")
+        s.add_argument("weeks", nargs="*", metavar="WEEK",
+                       help="weekNN, or (build) an otter master notebook MASTER.ipynb at any path")
         s.add_argument("--all", action="store_true")
         if name == "build":
             s.add_argument("--out", default="dist")

@@ -11,6 +11,7 @@ from autograder.harness.accounts import ensure_user
 from autograder.harness.protocol import SandboxLimits
 from autograder.harness.sandbox_handle import Sandbox, Zygote
 from autograder.harness.trusted import grade_sandbox, preimport, shadowed_names, shadowing_notice
+from autograder.otter_runtime import runtime_cells
 from autograder.package import PackagedAssignment, load_packaged_assignment
 from autograder.records import SubmissionResult
 from autograder.report import tamper_flags
@@ -35,6 +36,7 @@ def grade_cells(packaged: PackagedAssignment, cells: list[str], name: str, slot:
     result.flags = tamper_flags(cells)
     Zygote.for_slot(slot, limits.preload, limits.startup_timeout)  # starts importing now...
     preimport(a)  # ...while this process imports what the tests need
+    cells = runtime_cells(packaged, list(cells))  # otter masters: their files and intercell seed
     sandbox = Sandbox(limits, user, slot=slot, cells=list(cells) + list(extra_cells or []))
     recordings = {}
     try:

@@ -54,7 +54,7 @@ def results_json(result: SubmissionResult) -> dict:
                 lines.append(f"{label}: passed" if o.passed else f"{label}: failed: {o.message}")
             entry = _test_entry(
                 f"{qr.question.name} ({'hidden' if hidden else 'public'} tests)",
-                sum(o.score for o in outs), sum(o.test.points for o in outs),
+                qr.earned(outs), sum(o.test.points for o in outs),
                 "\n".join(lines), a.hidden_visibility if hidden else "visible")
             if qr.mistake and failed:
                 entry["extra_data"] = {"mistake": clean_text(qr.mistake, 200)}

@@ -36,6 +36,11 @@ class PackagedAssignment:
         key_cells: the answer key's graded cells (replayed to diagnose mistakes).
         mutants: the catalogue of mistakes.
         blank_hash: content hash of the blank student notebook.
+        files: an otter master's ``files:`` as (relative path, base64 bytes),
+            written into the sandbox's working folder before the notebook runs.
+        seed: otter's intercell seed at grading time (None: no seeding).
+        seed_variable: the variable the seed is assigned to (None: numpy's and
+            random's seeds are set), see ``otter_format.seeded_cells``.
     """
 
     assignment: Assignment
@@ -43,6 +48,9 @@ class PackagedAssignment:
     key_cells: tuple[str, ...] = ()
     mutants: tuple[Mutant, ...] = ()
     blank_hash: str = ""
+    files: tuple[tuple[str, str], ...] = ()
+    seed: int | None = None
+    seed_variable: str | None = None
 
     def to_json(self) -> bytes:
         grading = asdict(self.grading)
@@ -50,7 +58,9 @@ class PackagedAssignment:
         grading["hidden_packages"] = list(grading["hidden_packages"])
         return json.dumps({"assignment": self.assignment.to_dict(), "grading": grading,
                            "key_cells": list(self.key_cells), "blank_hash": self.blank_hash,
-                           "mutants": [m.to_dict() for m in self.mutants]}, indent=1).encode()
+                           "mutants": [m.to_dict() for m in self.mutants],
+                           "files": [list(f) for f in self.files], "seed": self.seed,
+                           "seed_variable": self.seed_variable}, indent=1).encode()
 
 
 def load_packaged_assignment(data: bytes) -> PackagedAssignment:
@@ -61,7 +71,9 @@ def load_packaged_assignment(data: bytes) -> PackagedAssignment:
         assignment = replace(assignment, student_names=declared_names(list(key_cells)),
                              modules=module_aliases(list(key_cells)))
     return PackagedAssignment(assignment, _build(GradingConfig, d["grading"], "zip"), key_cells,
-                              tuple(Mutant.from_dict(m) for m in d.get("mutants", ())), d.get("blank_hash", ""))
+                              tuple(Mutant.from_dict(m) for m in d.get("mutants", ())), d.get("blank_hash", ""),
+                              tuple((str(a), str(b)) for a, b in d.get("files", ())), d.get("seed"),
+                              d.get("seed_variable"))
 
 
 def load_zip(path: Path) -> PackagedAssignment:

@@ -14,6 +14,12 @@ class TestCase:
         code: the Python source, without its config block.
         hidden: hidden tests are not shown to students before grading.
         points: what passing it is worth.
+        expected_output: for an OK-format (otter doctest) test, what its last
+            statement must print (from the executed master); None for a test
+            that passes when it does not raise.
+        name: the test's name in messages (otter's ``name:``).
+        success_message: shown when it passes (otter's ``success_message``).
+        failure_message: shown when it fails (otter's ``failure_message``).
     """
 
     __test__ = False  # not a pytest class
@@ -23,6 +29,10 @@ class TestCase:
     code: str
     hidden: bool
     points: float
+    expected_output: str | None = None
+    name: str = ""
+    success_message: str = ""
+    failure_message: str = ""
 
 
 @dataclass(frozen=True)
@@ -33,11 +43,14 @@ class Question:
         name: identifier used by ``grader.check`` and the gradebook.
         points: the question's total (sum of its tests' points).
         tests: its test cases, public and hidden.
+        all_or_nothing: otter's ``all_or_nothing``: full points only when
+            every test passes, else none.
     """
 
     name: str
     points: float
     tests: tuple[TestCase, ...]
+    all_or_nothing: bool = False
 
 
 @dataclass(frozen=True)
@@ -56,6 +69,8 @@ class Assignment:
         modules: the answer key's imports as (alias, module) pairs
             (``names.module_aliases``): tests see these as the grader's own
             modules, whatever the student bound to the alias.
+        manual_questions: questions graded by hand (otter's ``manual: true``):
+            not in the autograded score, listed for the graders.
     """
 
     name: str
@@ -65,6 +80,7 @@ class Assignment:
     show_stdout: bool = False
     student_names: tuple[str, ...] = ()
     modules: tuple[tuple[str, str], ...] = ()
+    manual_questions: tuple[str, ...] = ()
 
     @property
     def total_points(self) -> float:
@@ -75,9 +91,12 @@ class Assignment:
             "name": self.name, "title": self.title,
             "hidden_visibility": self.hidden_visibility, "show_stdout": self.show_stdout,
             "student_names": list(self.student_names), "modules": [list(m) for m in self.modules],
+            "manual_questions": list(self.manual_questions),
             "questions": [
-                {"name": q.name, "points": q.points,
-                 "tests": [{"index": t.index, "code": t.code, "hidden": t.hidden, "points": t.points}
+                {"name": q.name, "points": q.points, "all_or_nothing": q.all_or_nothing,
+                 "tests": [{"index": t.index, "code": t.code, "hidden": t.hidden, "points": t.points,
+                            "expected_output": t.expected_output, "name": t.name,
+                            "success_message": t.success_message, "failure_message": t.failure_message}
                            for t in q.tests]}
                 for q in self.questions
             ],
@@ -87,13 +106,15 @@ class Assignment:
     def from_dict(cls, d: dict) -> "Assignment":
         qs = tuple(
             Question(q["name"], float(q["points"]), tuple(
-                TestCase(q["name"], int(t["index"]), t["code"], bool(t["hidden"]), float(t["points"]))
-                for t in q["tests"]))
+                TestCase(q["name"], int(t["index"]), t["code"], bool(t["hidden"]), float(t["points"]),
+                         t.get("expected_output"), str(t.get("name", "")), str(t.get("success_message", "")),
+                         str(t.get("failure_message", "")))
+                for t in q["tests"]), bool(q.get("all_or_nothing", False)))
             for q in d["questions"]
         )
         return cls(d["name"], d["title"], qs, d.get("hidden_visibility", "after_published"),
                    bool(d.get("show_stdout", False)), tuple(str(n) for n in d.get("student_names", ())),
-                   tuple((str(a), str(m)) for a, m in d.get("modules", ())))
+                   tuple((str(a), str(m)) for a, m in d.get("modules", ())), tuple(d.get("manual_questions", ())))
 
 
 @dataclass
@@ -137,11 +158,21 @@ class QuestionResult:
 
     @property
     def score(self) -> float:
+        if self.question.all_or_nothing and not (self.outcomes and all(o.passed for o in self.outcomes)):
+            return 0.0
         return sum(o.score for o in self.outcomes)
 
     @property
     def max_score(self) -> float:
         return self.question.points
+
+    def earned(self, outcomes: list[TestOutcome]) -> float:
+        """What some of this question's outcomes earn (nothing when an
+        all-or-nothing question failed a test), for per-part reports that
+        must add up to :attr:`score`."""
+        if self.question.all_or_nothing and self.score == 0:
+            return 0.0
+        return sum(o.score for o in outcomes)
 
 
 @dataclass

@@ -184,3 +184,53 @@ def format_table(checks: list[WeekCheck]) -> str:
     for r in rows:
         out.append("  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4])
     return "\n".join(out)
+
+
+@dataclass
+class MasterCheck:
+    """``sodl check MASTER.ipynb`` on an otter master without mutants: the
+    checks that can still be made.
+
+    Attributes:
+        name: the assignment's name.
+        solution: (score, max) of the answer key.
+        blank: (score, max) of the blank student notebook.
+        blind_tests: "question test N (public|hidden)" for each test that the
+            blank notebook passes: a test that cannot fail on a blank answer
+            proves nothing about an answer.
+        solution_failures: the answer key's failed tests, with their messages.
+    """
+
+    name: str
+    solution: tuple[float, float]
+    blank: tuple[float, float]
+    blind_tests: list[str] = field(default_factory=list)
+    solution_failures: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.solution[0] == self.solution[1] > 0
+
+
+def check_master(path) -> MasterCheck:
+    """Grade an otter master's answer key and blank student notebook (the
+    answer key runs in the master's folder, with its files)."""
+    from pathlib import Path
+
+    from autograder.build import prepare_master
+    from autograder.grade import grade_cells
+
+    built = prepare_master(Path(path))
+    sol = grade_cells(built.packaged, grading_cells(built.key), "solution", diagnose_mistakes=False)
+    blank = grade_cells(built.packaged, grading_cells(built.student), "blank", diagnose_mistakes=False)
+    check = MasterCheck(built.master.name, (sol.score, sol.max_score), (blank.score, blank.max_score))
+    for qr in blank.questions:
+        for o in qr.outcomes:
+            if o.passed and o.test.points > 0:
+                check.blind_tests.append(f"{qr.question.name} test {o.test.index + 1} "
+                                         f"({'hidden' if o.test.hidden else 'public'})")
+    for qr in sol.questions:
+        for o in qr.outcomes:
+            if not o.passed:
+                check.solution_failures.append(f"{qr.question.name} test {o.test.index + 1}: {o.message or qr.note}")
+    return check

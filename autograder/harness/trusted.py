@@ -20,6 +20,7 @@ import types
 
 from autograder.harness import wire
 from autograder.harness.sandbox_handle import GraderFailure, Sandbox, SandboxDied, SandboxTimeout, StudentError
+from autograder.harness.doctest_output import ok_outcome
 from autograder.harness.proxy import RecordedCall, RemoteCallable, Session
 from autograder.names import BUILTIN_NAMES, test_reads
 from autograder.submission import top_level_imports
@@ -155,6 +156,8 @@ def _run_test(test: TestCase, session: Session, seed: int) -> TestOutcome:
     try:
         code, reads = compiled_test(test.code, f"<{test.question} test {test.index + 1}>")
         ns, missing = test_namespace(reads, session, seed)
+        if test.expected_output is not None:  # an otter OK-format test: its printed output must match
+            return ok_outcome(test, ns, (SandboxTimeout, SandboxDied, KeyboardInterrupt, SystemExit))
         exec(code, ns)
     except (SandboxTimeout, SandboxDied, KeyboardInterrupt, SystemExit):
         raise  # the question's deadline or a dead sandbox (the caller decides), or the grader is being stopped

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from autograder.harness import wire_tables
+
 MAX_FRAME_BYTES = 1 << 30  # a single message larger than this is refused
 MAX_DEPTH = 64  # nesting deeper than this is refused
 _HEADER = struct.Struct("!Q")
@@ -257,7 +259,8 @@ class Encoder:
             return self._tensor(torch, x)
         if isinstance(x, Handle):
             return {"__t__": "handle", "id": x.id, "type": x.type_name}
-        return self.make_handle(x)
+        table = wire_tables.encode(self, x, depth)  # DataFrame, Series, generator as plain parts
+        return table if table is not None else self.make_handle(x)
 
     def _tensor(self, torch, x):
         requires_grad = x.requires_grad  # travels as a flag: tests check "stays in the graph"
@@ -341,6 +344,8 @@ def decode(tree, blobs: list[bytes], handle_factory=None, depth: int = 0, used: 
             if tree.get("requires_grad") is True and (out.is_floating_point() or out.is_complex()):
                 out.requires_grad_(True)  # a fresh leaf: the flag, not the other side's graph
             return out
+        if tag in wire_tables.TAGS:
+            return wire_tables.decode(tree, lambda v: decode(v, blobs, handle_factory, depth + 1), WireError)
         if tag == "handle":
             if type(tree["id"]) is not int:
                 raise WireError("malformed handle")

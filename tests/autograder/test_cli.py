@@ -85,3 +85,18 @@ def test_zip_has_gradescope_entry_points(toy_built):
 def test_unknown_week_is_a_clear_error(toy_root):
     out = sodl("check", "week42", cwd=toy_root)
     assert out.returncode == 2 and "no week 'week42'" in out.stderr
+
+
+def test_list_names_a_broken_week_and_lists_the_good_ones(toy_root, tmp_path):
+    import shutil
+
+    root = tmp_path / "course"
+    shutil.copytree(toy_root, root)
+    bad = root / "solutions" / "week02-broken"
+    bad.mkdir()
+    (bad / "week02.ipynb").write_text("this is not a notebook")
+    out = sodl("list", "--json", cwd=root)
+    assert out.returncode == 1
+    weeks = json.loads(out.stdout)
+    assert [w["week"] for w in weeks] == ["week01", "week02"] and "error" in weeks[1]
+    assert "week02 is broken" in out.stderr and "Traceback" not in out.stderr

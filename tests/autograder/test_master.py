@@ -91,3 +91,54 @@ def test_top_level_imports_of_the_key_are_preloaded_but_not_otter_or_hidden_pack
                                         "sodl_ref.kernels", "sodl_ref.kernels.ntk", "sodl_ref"]
     g = with_notebook_preload(GradingConfig(preload=("numpy", "torch"), hidden_packages=("sodl_ref",)), cells)
     assert g.preload == ("numpy", "torch", "scipy.linalg", "matplotlib", "matplotlib.pyplot")
+
+
+def test_otter_raw_solution_cells_hidden_lines_ignore_and_seed(tmp_path):
+    """A course week may use otter's raw-cell solution delimiters, a '# HIDDEN'
+    first line, '# IGNORE' and '# SEED' lines and inline prompt strings: none
+    of the solution, the hidden test or those lines reaches the student."""
+    from autograder.authoring import make_notebook
+    from autograder.config import assignment_config
+
+    p = _nb(tmp_path, [_raw("# ASSIGNMENT CONFIG\nname: week09"), _raw("# BEGIN QUESTION\nname: q1"),
+                       nbformat.v4.new_markdown_cell("Define f."), _raw("# BEGIN SOLUTION"),
+                       _code("import numpy as np\nnp.random.seed(0) # SEED\ndebug = 1 # IGNORE\n"
+                             "def f(x):\n    # BEGIN SOLUTION NO PROMPT\n    return x + 1\n    # END SOLUTION\n"
+                             '    """ # BEGIN PROMPT\n    return ...\n    """ # END PROMPT'),
+                       nbformat.v4.new_markdown_cell("SECRET explanation"), _raw("# END SOLUTION"),
+                       _raw("# BEGIN TESTS"), _code("assert f(1) == 2"), _code("# HIDDEN\nassert f(41) == 42"),
+                       _raw("# END TESTS"), _raw("# END QUESTION")])
+    master = parse_master(p)
+    assert [t.hidden for t in master.questions[0].tests] == [False, True]
+    assert "HIDDEN" not in master.questions[0].tests[1].code
+    config = assignment_config({}, master.config, "w")
+    student = nbformat.writes(make_notebook(master, config, with_solutions=False))
+    for leak in ("x + 1", "SECRET", "f(41)", "SEED", "debug", "BEGIN PROMPT", "BEGIN SOLUTION"):
+        assert leak not in student, leak
+    assert "return ..." in student
+    key = nbformat.writes(make_notebook(master, config, with_solutions=True))
+    assert "x + 1" in key and "SECRET" in key and "return ..." not in key and "debug" not in key
+
+
+def _question_cells(name, conf="", tests=("assert True",)):
+    return [_raw(f"# BEGIN QUESTION\nname: {name}\n{conf}"), _code("x = 1"), _raw("# BEGIN TESTS"),
+            *[_code(t) for t in tests], _raw("# END TESTS"), _raw("# END QUESTION")]
+
+
+def test_points_lists_each_manual_questions_and_every_problem_at_once(tmp_path):
+    p = _nb(tmp_path, [_raw("# ASSIGNMENT CONFIG\nname: week09"),
+                       *_question_cells("q1", "points: [10, 2]", ("assert True", "assert True")),
+                       *_question_cells("q2", "points:\n    each: 0.75", ("assert True",) * 3),
+                       _raw("# BEGIN QUESTION\nname: q3\nmanual: true\npoints: 2"),
+                       nbformat.v4.new_markdown_cell("Explain."), _raw("# END QUESTION")])
+    master = parse_master(p)
+    assert [q.points for q in master.questions] == [12, 2.25] and master.manual == ["q3"]
+    assert [t.points for t in master.questions[0].tests] == [10, 2]
+    p = _nb(tmp_path, [_raw("# ASSIGNMENT CONFIG\nname: week09"),
+                       *_question_cells("q1", "points: [10]", ("assert True", "assert True")),
+                       *_question_cells("q2", "bogus: 1"), *_question_cells("q3", tests=("x ==",))])
+    with pytest.raises(MasterFormatError) as e:
+        parse_master(p)
+    text = str(e.value)
+    assert "one number per test cell" in text and "bogus" in text and "does not compile" in text
+    assert "Traceback" not in text

@@ -1,0 +1,176 @@
+"""Otter's assign format read as otter reads it (``autograder/otter_format``),
+OK-format tests graded by printed output (``harness/doctest_output``), and
+tables and generators on the wire (``harness/wire_tables``): small masters
+written here, compared with otter 7's documented rules."""
+from __future__ import annotations
+
+import nbformat
+import numpy as np
+import pytest
+
+from autograder.harness import wire
+from autograder.harness.doctest_output import run_ok_test
+from autograder.otter_format import (OtterFormatError, key_lines, parse_otter_master, resolve_points,
+                                     student_lines, student_notebook, without_ignored)
+
+
+def _master(tmp_path, cells, name="hw.ipynb"):
+    nb = nbformat.v4.new_notebook()
+    made = []
+    for kind, src, *outs in cells:
+        c = getattr(nbformat.v4, f"new_{kind}_cell")(src)
+        if kind == "code" and outs:
+            c.outputs = [nbformat.v4.new_output("execute_result", data={"text/plain": outs[0]}, execution_count=1)]
+        made.append(c)
+    nb.cells = made
+    path = tmp_path / name
+    nbformat.write(nb, path)
+    return path
+
+
+def _question(name, solution, tests, extra=""):
+    return [("raw", f"# BEGIN QUESTION\nname: {name}\n{extra}"), ("raw", "# BEGIN SOLUTION"), ("code", solution),
+            ("raw", "# END SOLUTION"), ("raw", "# BEGIN TESTS"), *tests, ("raw", "# END TESTS"),
+            ("raw", "# END QUESTION")]
+
+
+def test_points_resolve_as_otter_does():
+    assert resolve_points(None, [None, None]) == [0.5, 0.5]
+    assert resolve_points([10, 2], [None, None]) == [10.0, 2.0]
+    assert resolve_points({"each": 0.75}, [None] * 4) == [0.75] * 4
+    assert resolve_points(3, [1, None, None]) == [1.0, 1.0, 1.0]
+    assert resolve_points(None, [2, None]) == [2.0, 0.0]
+
+
+def test_solution_prompt_ignore_and_seed_lines():
+    src = ["np.random.seed(1) # SEED", "x = 2 # SOLUTION", "if True:", "    # BEGIN SOLUTION", "    y = 3",
+           "    # END SOLUTION", "z = 1 # SOLUTION NO PROMPT", '""" # BEGIN PROMPT', "z = ...", '""" # END PROMPT']
+    assert student_lines(src) == ["x = ...", "if True:", "    ...", "z = ..."]
+    assert key_lines(src) == ["np.random.seed(1) # SEED", "x = 2 # SOLUTION", "if True:", "    y = 3",
+                              "z = 1 # SOLUTION NO PROMPT"]
+    assert without_ignored(["a", "b # IGNORE", "# BEGIN IGNORE", "c", "# END IGNORE", "d"]) == ["a", "d"]
+
+
+def test_every_problem_in_one_run(tmp_path):
+    path = _master(tmp_path, [
+        ("raw", "# ASSIGNMENT CONFIG\nbogus_key: 1"),
+        *_question("q1", "x = 1 # SOLUTION", [("code", "x ==")]),
+        ("raw", "# BEGIN QUESTION\nname: q2\npoints: [1, 2]"), ("raw", "# BEGIN TESTS"), ("code", "1"),
+        ("raw", "# END TESTS"), ("raw", "# END QUESTION"),
+        ("raw", "# END SOLUTION"),
+    ])
+    with pytest.raises(OtterFormatError) as e:
+        parse_otter_master(path)
+    text = str(e.value)
+    assert "bogus_key" in text and "does not compile" in text and "one value per test cell" in text
+    assert "END SOLUTION" in text and "Traceback" not in text
+    assert len(e.value.problems) == 4
+
+
+def test_hidden_tests_manual_questions_and_messages(tmp_path):
+    path = _master(tmp_path, [
+        ("raw", "# ASSIGNMENT CONFIG\nname: hw\nexport_cell: false"),
+        *_question("q1", "def square(x):\n    return x * x # SOLUTION",
+                   [("code", "square(3)", "9"), ("code", "# HIDDEN\nsquare(1)", "1"),
+                    ("code", '""" # BEGIN TEST CONFIG\nfailure_message: try again\nname: t3\n""" # END TEST CONFIG\n'
+                             "square(2)", "4")], "all_or_nothing: true"),
+        ("raw", "# BEGIN QUESTION\nname: q2\nmanual: true\npoints: 2"), ("markdown", "Explain."),
+        ("raw", "# BEGIN SOLUTION"), ("markdown", "Because."), ("raw", "# END SOLUTION"), ("raw", "# END QUESTION"),
+    ])
+    om = parse_otter_master(path)
+    (q1,), manual = om.records()
+    assert manual == ["q2"] and q1.all_or_nothing and [t.hidden for t in q1.tests] == [False, True, False]
+    assert q1.tests[2].failure_message == "try again" and q1.tests[2].name == "t3"
+    assert [t.expected_output for t in q1.tests] == ["9", "1", "4"]
+    student = nbformat.writes(student_notebook(om))
+    assert "square(1)" not in student and "Because." not in student and "return ..." not in student
+    assert "_Type your answer here, replacing this text._" in student
+
+
+def test_ok_test_passes_on_printed_output_not_on_not_raising():
+    ns = {"square": lambda x: x + 1}
+    passed, told = run_ok_test("square(1)", "1", ns, "t", ())  # otter's example: a wrong square scored 1/1
+    assert not passed and "printed '2'" in told
+    assert run_ok_test("square(1)", "2", ns, "t", ())[0]
+    assert run_ok_test("str(print(3))", "3\n'None'", {}, "t", ())[0]
+    assert not run_ok_test("undefined_name", "1", {}, "t", ())[0]
+
+
+def test_ok_test_reraises_what_ends_the_question():
+    class Died(Exception):
+        pass
+
+    def boom():
+        raise Died()
+
+    with pytest.raises(Died):
+        run_ok_test("boom()", "1", {"boom": boom}, "t", (Died,))
+
+
+def _refuse(x):
+    raise TypeError(type(x).__name__)
+
+
+def test_dataframe_and_series_arrive_as_real_pandas_objects():
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame({"a": [1, 2], "b": ["x", "y"], "c": [0.5, np.nan]}, index=["r", "s"])
+    tree, blobs = wire.encode_value(df, _refuse)
+    back = wire.decode(tree, blobs)
+    assert type(back) is pd.DataFrame and back.equals(df)
+    s = df["c"]
+    back = wire.decode(*wire.encode_value(s, _refuse))
+    assert type(back) is pd.Series and back.equals(s) and back.name == "c"
+
+
+def test_a_table_holding_objects_stays_a_handle():
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame({"a": [object(), object()]})
+    with pytest.raises(TypeError):
+        wire.encode_value(df, _refuse)
+
+
+def test_generators_are_drawn_with_a_bound():
+    from autograder.harness.wire_tables import MAX_GENERATOR_ITEMS
+
+    def count():
+        i = 0
+        while True:
+            yield i
+            i += 1
+
+    it = wire.decode(*wire.encode_value(count(), _refuse))
+    assert [next(it) for _ in range(3)] == [0, 1, 2]
+    assert len(list(it)) == MAX_GENERATOR_ITEMS - 3
+
+
+def test_malformed_table_is_refused():
+    pytest.importorskip("pandas")
+    tree = {"__t__": "series", "name": None, "index": {"range": [0, 3, 1], "name": None}, "values": [1]}
+    with pytest.raises(wire.WireError):
+        wire.decode(tree, [])
+
+
+def test_a_handle_smuggled_into_a_table_is_refused():
+    """A sandbox that sends a handle as a column label (the encoder never
+    does) gets a WireError, not a proxy inside a trusted DataFrame."""
+    pytest.importorskip("pandas")
+    tree = {"__t__": "dataframe", "index": {"range": [0, 1, 1], "name": None},
+            "columns": [{"__t__": "handle", "id": 1, "type": "x.Y"}], "data": [[1]]}
+    with pytest.raises(wire.WireError):
+        wire.decode(tree, [], handle_factory=lambda h: object())
+
+
+def test_all_or_nothing_parts_add_up_to_the_score():
+    """results.json's per-part scores must add up to the total: a failed
+    all-or-nothing question earns nothing in any part."""
+    from autograder.gradescope import results_json
+    from autograder.records import Assignment, Question, QuestionResult, SubmissionResult, TestCase, TestOutcome
+
+    tests = (TestCase("q1", 0, "1", False, 2.0), TestCase("q1", 1, "1", True, 3.0))
+    q = Question("q1", 5.0, tests, all_or_nothing=True)
+    res = SubmissionResult("s", Assignment("a", "", (q,)))
+    res.questions.append(QuestionResult(q, [TestOutcome(tests[0], True), TestOutcome(tests[1], False)]))
+    data = results_json(res)
+    assert data["score"] == 0 and sum(t["score"] for t in data["tests"]) == 0
+    res.questions[0].outcomes[1].passed = True
+    assert results_json(res)["score"] == 5 == sum(t["score"] for t in results_json(res)["tests"])
