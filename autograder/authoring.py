@@ -75,10 +75,20 @@ def to_doctest(code: str) -> str:
 
 
 def _ok_test(question) -> dict:
+    """The question's public tests in otter's OK format, for ``grader.check``.
+
+    otter shows a question's points as the sum of its cases' (``possible``),
+    and the student notebook carries only the public cases: their points are
+    scaled to add up to the question's graded total, so the notebook says
+    what the question is worth (week03 showed 0.8 for a 2-point question)."""
     public = [t for t in question.tests if not t.hidden]
+    total = sum(t.points for t in public)
+    scale = question.points / total if total > 0 else 1.0
     cases = [{"code": to_doctest(t.code), "hidden": False, "locked": False,
-              "points": t.points} for t in public]
-    return {"name": question.name, "points": sum(t.points for t in public) or None,
+              "points": round(t.points * scale, 9)} for t in public]
+    # no file-level total: otter refuses cases whose points add up past it,
+    # and a float rounding of the scaled points could
+    return {"name": question.name, "points": None,
             "suites": [{"cases": cases, "scored": True, "setup": "", "teardown": "", "type": "doctest"}]}
 
 
