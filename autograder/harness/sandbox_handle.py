@@ -266,6 +266,10 @@ class Sandbox:
 
         cells = [{"index": i, "source": src} for i, src in enumerate(self.cells) if i not in self.skip]
         lim = self.limits
+        # The cells' claimed seconds are capped, in all, by the wall time since
+        # the notebook was sent: a cap per cell, timed where this thread
+        # happens to read the events, undercounts on a loaded machine.
+        started, claimed = time.monotonic(), 0.0
         wire.write_message(self.req_fd, {
             "cells": cells, "workdir": self.workdir,
             "user": None if self.user is None else {"uid": self.user.uid, "gid": self.user.gid},
@@ -279,6 +283,7 @@ class Sandbox:
             except (SandboxTimeout, SandboxDied) as e:
                 if current is None:
                     raise GraderFailure("the sandbox process did not start") from e
+                self.student_seconds += min(claimed, time.monotonic() - started)
                 kind = "timeout" if isinstance(e, SandboxTimeout) else "crash"
                 text = (f"cell {current + 1} ran longer than {lim.cell_timeout:g} s and was stopped"
                         if kind == "timeout" else
@@ -292,11 +297,10 @@ class Sandbox:
                 raise GraderFailure(f"sandbox set-up failed: {msg.get('error')}")
             if event == Event.CELL_START:
                 current = int(msg["index"])
-                cell_started = time.monotonic()
                 wait = min(lim.cell_timeout, max(0.1, deadline - time.monotonic()))
             elif event == Event.CELL_DONE:
                 if current is not None:
-                    self._count_student_time(msg, time.monotonic() - cell_started)
+                    claimed += _claimed_seconds(msg)
                 err = msg.get("error")
                 if err:
                     info = StudentError(err).info
@@ -306,6 +310,7 @@ class Sandbox:
                 current = None
                 wait = min(lim.cell_timeout, max(0.1, deadline - time.monotonic()))
             elif event == Event.READY:
+                self.student_seconds += min(claimed, time.monotonic() - started)
                 self.peak_memory_mb = max(self.peak_memory_mb, _peak_rss_mb(self.pid))
                 names = msg.get("names")
                 self.names = {str(k): str(v) for k, v in names.items()} if isinstance(names, dict) else {}
@@ -353,13 +358,10 @@ class Sandbox:
         return reply
 
     def _count_student_time(self, msg: dict, wall: float) -> None:
-        """Add the seconds the sandbox says a cell or call spent in student
-        code. The sandbox is untrusted, so the claim is capped by the wall
+        """Add the seconds the sandbox says a call spent in student code. The sandbox is untrusted, so the claim is capped by the wall
         time measured here; it is for accounting (how much of grading is
         the student's own computation) and never affects a grade."""
-        claimed = msg.get("seconds")
-        if type(claimed) in (int, float) and math.isfinite(claimed):
-            self.student_seconds += min(max(float(claimed), 0.0), wall)
+        self.student_seconds += min(_claimed_seconds(msg), wall)
 
     def _next(self, timeout: float) -> dict:
         try:
@@ -401,6 +403,15 @@ class Sandbox:
         if len(self.output) >= self.limits.max_output_kb * 1024:
             text += "\n[output truncated]"
         return text
+
+
+def _claimed_seconds(msg: dict) -> float:
+    """The seconds in student code a sandbox message claims, as a finite
+    non-negative float (0 for anything else)."""
+    claimed = msg.get("seconds")
+    if type(claimed) in (int, float) and math.isfinite(claimed):
+        return max(float(claimed), 0.0)
+    return 0.0
 
 
 def _peak_rss_mb(pid) -> float:
