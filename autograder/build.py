@@ -182,9 +182,11 @@ def prepare_master(path: Path) -> BuiltMaster:
     key, student = key_notebook(om), student_notebook(om)
     questions, manual = om.records()
     gen = om.config.get("generate") if isinstance(om.config.get("generate"), dict) else {}
-    assignment = Assignment(om.name, str(om.config.get("name") or om.path.stem), tuple(questions),
-                            show_stdout=bool(gen.get("show_stdout", False)), manual_questions=tuple(manual))
     key_cells = grading_cells(key)
+    assignment = Assignment(om.name, str(om.config.get("name") or om.path.stem), tuple(questions),
+                            show_stdout=bool(gen.get("show_stdout", False)),
+                            student_names=declared_names(key_cells), modules=module_aliases(key_cells),
+                            manual_questions=tuple(manual))
     seed, variable = grading_seed(om.config)
     packaged = PackagedAssignment(assignment, with_notebook_preload(GradingConfig(), key_cells), tuple(key_cells),
                                   (), content_hash(grading_cells(student)), encode_files(files), seed, variable)

@@ -24,6 +24,8 @@ from __future__ import annotations
 import ast
 import builtins
 
+from autograder.submission import strip_magics
+
 # Names the grader binds in every test's namespace (``trusted._run_test``).
 GRADER_NAMES = frozenset({"seed", "device", "grader", "otter", "__builtins__", "__name__"})
 BUILTIN_NAMES = frozenset(dir(builtins))
@@ -86,7 +88,7 @@ def _bound_at_top(tree: ast.Module) -> tuple[list[str], dict[str, str]]:
 def _parsed(cells: list[str]):
     for src in cells:
         try:
-            yield ast.parse(src)
+            yield ast.parse(strip_magics(src))
         except SyntaxError:
             continue
 

@@ -201,11 +201,12 @@ def top_level_imports(cells: list[str]) -> list[str]:
     """Modules the cells import at their top level, in order of first
     appearance: ``import a.b`` gives ``a.b``; ``from a import b`` gives ``a``
     and ``a.b`` (which may not be a module; the zygote skips what it cannot
-    import). Relative imports and cells that do not parse are skipped."""
+    import). Relative imports and cells that do not parse are skipped
+    (magics are not Python: they are read as the sandbox runs them)."""
     found: dict[str, None] = {}
     for src in cells:
         try:
-            tree = ast.parse(src)
+            tree = ast.parse(strip_magics(src))
         except SyntaxError:
             continue
         for node in tree.body:
@@ -215,3 +216,18 @@ def top_level_imports(cells: list[str]) -> list[str]:
                 found[node.module] = None
                 found.update(dict.fromkeys(f"{node.module}.{alias.name}" for alias in node.names if alias.name != "*"))
     return list(found)
+
+
+def strip_magics(source: str) -> str:
+    """Replace IPython magics and shell escapes by ``pass`` (same indentation):
+    what the sandbox executes of a cell, and what the build reads of the
+    answer key (``names``: ``import pandas as pd`` beside ``%matplotlib
+    inline`` is still an import)."""
+    out = []
+    for line in source.splitlines():
+        stripped = line.lstrip()
+        if stripped.startswith(("%", "!")):
+            out.append(line[: len(line) - len(stripped)] + "pass  # magic removed")
+        else:
+            out.append(line)
+    return "\n".join(out)

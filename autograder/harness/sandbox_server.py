@@ -19,6 +19,7 @@ from time import perf_counter as _clock  # bound before student code can patch `
 import numpy as np
 
 from autograder.harness import wire
+from autograder.submission import strip_magics
 from autograder.harness.protocol import Event, Op, SandboxLimits
 
 MAX_ITER_ITEMS = 100_000
@@ -41,18 +42,6 @@ def _otter_stub() -> types.ModuleType:
 
     mod.Notebook = Notebook
     return mod
-
-
-def strip_magics(source: str) -> str:
-    """Replace IPython magics and shell escapes by ``pass`` (same indentation)."""
-    out = []
-    for line in source.splitlines():
-        stripped = line.lstrip()
-        if stripped.startswith(("%", "!")):
-            out.append(line[: len(line) - len(stripped)] + "pass  # magic removed")
-        else:
-            out.append(line)
-    return "\n".join(out)
 
 
 class Server:
