@@ -141,6 +141,7 @@ def test_one_blob_backs_one_array_and_is_not_copied():
 
 def test_decoded_strings_carry_no_lone_surrogates():
     out = wire.decode(["a\ud800b", {"__t__": "dict", "k": ["\udfff"], "v": [1]}], [])
-    out[0].encode("utf-8")
     [key] = out[1]
-    key.encode("utf-8")
+    assert out[0][0] == "a" and out[0][-1] == "b" and set(out[0][1:-1]) == {"\ufffd"}
+    assert set(key) == {"\ufffd"}
+    assert out[0].encode("utf-8") and key.encode("utf-8")
