@@ -40,9 +40,10 @@ def _grade_and_write(payload: bytes, path: Path, name: str, out: Path, question_
     except Exception as e:  # noqa: BLE001 - a bug of the grader: this submission's failure, not the batch's
         return f"{name}: the grader raised {type(e).__name__}: {str(e)[:300]}"
     folder = out / name
-    write_atomic(folder / "feedback.md", feedback_markdown(result))
-    write_json_atomic(folder / report.SIDECAR, report.sidecar(result))
-    write_json_atomic(folder / "results.json", results_json(result))  # last: marks it done
+    with workers.final_write():
+        write_atomic(folder / "feedback.md", feedback_markdown(result))
+        write_json_atomic(folder / report.SIDECAR, report.sidecar(result))
+        write_json_atomic(folder / "results.json", results_json(result))  # last: marks it done
     return None
 
 

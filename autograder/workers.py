@@ -26,6 +26,7 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing import connection, forkserver
 from typing import Any, Callable
@@ -161,7 +162,14 @@ def _start(ctx, threads: int, preload: tuple[str, ...]) -> _Slot:
 
 def _kill(slot: _Slot) -> None:
     """End a worker and everything below it (its zygote, its sandboxes):
-    they are its descendants, the zygote being a child subreaper."""
+    they are its descendants, the zygote being a child subreaper.
+
+    The pipe is closed first: a worker still grading would see its
+    sandboxes killed and grade the questions as crashed, and
+    :func:`final_write` writes nothing once the pipe is closed. (Not
+    SIGSTOP: a stopped member of the batch's orphaned process group makes
+    the kernel send SIGHUP to the whole group, the grader included, as
+    soon as another member exits.)"""
     from autograder.harness.accounts import kill_everything
 
     try:
@@ -179,7 +187,9 @@ def _kill(slot: _Slot) -> None:
 
 def _worker_main(conn, grader_pid: int, threads: int, preload: tuple[str, ...]) -> None:
     """A worker: tasks from ``conn`` until it closes; one reply per task."""
+    global _GRADER_CONN
     _worker_init(grader_pid, threads, preload)
+    _GRADER_CONN = conn
     while True:
         try:
             fn, args = conn.recv()
@@ -225,6 +235,26 @@ def _worker_init(grader_pid: int, threads: int, preload: tuple[str, ...]) -> Non
     torch.set_num_threads(threads)
 
 
+_FINAL_WRITE = threading.Lock()
+_GRADER_CONN = None  # this worker's pipe from the grader (None outside workers)
+
+
+@contextmanager
+def final_write():
+    """Hold while a worker writes a submission's final results.
+
+    A grade is written only while the grader still waits for it: when the
+    grader stops a worker (:func:`_kill`) it closes the worker's pipe
+    before it kills the sandboxes, and a worker whose grader is gone takes
+    the lock for good before it kills them (:func:`_exit_with`). So a grade
+    computed against sandboxes killed by a shutdown is never written, and
+    an interrupted batch never resumes past a submission it graded wrongly."""
+    with _FINAL_WRITE:
+        if _GRADER_CONN is not None and _GRADER_CONN.poll():  # EOF: the grader is stopping this worker
+            os._exit(1)
+        yield
+
+
 def _exit_with(grader_pid: int) -> None:
     """Workers wait on a queue that never closes when the grader is killed
     (the fork server keeps its ends open); so each watches the grader and
@@ -236,6 +266,7 @@ def _exit_with(grader_pid: int) -> None:
         try:
             os.kill(grader_pid, 0)
         except ProcessLookupError:
+            _FINAL_WRITE.acquire()  # never released: no results are written past this line
             Zygote.shutdown_all()
             os._exit(1)
         except PermissionError:

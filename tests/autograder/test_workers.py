@@ -23,6 +23,14 @@ def task(kind: str, marker: str = ""):
             time.sleep(600)
             os._exit(0)
         time.sleep(600)
+    if kind == "grade when its sandbox dies":  # as grading does: a dead sandbox is a crashed question
+        child = os.fork()
+        if child == 0:
+            time.sleep(600)
+            os._exit(0)
+        os.waitpid(child, 0)
+        with workers.final_write(), open(marker, "w") as f:  # as batch._grade_and_write does
+            f.write("a grade written after the shutdown killed the sandbox")
     return (kind, os.getpid())
 
 
@@ -46,6 +54,19 @@ def test_every_task_gets_an_outcome_whatever_it_does_to_its_worker():
         time.sleep(0.1)
     left = descendants(os.getpid()) - before - _fork_server_and_its_idle_children()
     assert not left, [_cmdline(p) for p in left]
+
+
+def test_a_killed_worker_writes_nothing_after_its_sandboxes_die(tmp_path):
+    """The batch's shutdown (the watchdog here; an interrupted batch the
+    same way) kills the sandboxes below a worker: the worker sees them die
+    and must not write that as the submission's grade."""
+    marker = tmp_path / "written"
+    outcomes = []
+    workers.run(task, [("grade when its sandbox dies", str(marker))], 2, (), 2.0,
+                lambda t, o: outcomes.append(o))
+    time.sleep(1.0)
+    assert "watchdog" in outcomes[0].error
+    assert not marker.exists(), marker.read_text()
 
 
 def _cmdline(pid: int) -> str:
