@@ -21,7 +21,7 @@ demo: $(STAMP)
 test: unit adversarial-nocap check
 
 unit: $(STAMP)
-	OMP_NUM_THREADS=1 $(PY) -m pytest -q
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q --durations=15
 
 # The attacks again with Docker's default capabilities (no CAP_SYS_ADMIN, as
 # on Gradescope): no namespaces, so no jail; Landlock and seccomp must give

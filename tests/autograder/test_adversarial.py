@@ -145,51 +145,48 @@ def _uid(pid):
         return None
 
 
+def _through_gradescope(toy_zip, key_notebook, tmp_path, attack) -> dict:
+    """The results.json the zip's run_autograder writes for the key with
+    ``attack`` appended, in the Gradescope layout (within the time limit)."""
+    sub = write_nb(tmp_path / "sub" / "week01.ipynb", with_extra_cell(key_notebook, attack)).parent
+    t0 = time.monotonic()
+    data = json.loads(reproduce(toy_zip, sub, tmp_path / "gs").read_text())
+    assert time.monotonic() - t0 < 120
+    return data
+
+
 @pytest.mark.parametrize("name, attack, expected", TAMPERING, ids=[t[0] for t in TAMPERING])
 def test_attack_through_the_gradescope_layout(toy_zip, key_notebook, tmp_path, name, attack, expected):
     """The same attacks through the zip's run_autograder: a schema-valid
     results.json with the honest grade, within the limits."""
-    import json
-
-    from autograder.gradescope import validate_results
-    from autograder.gradescope_env import reproduce
-
-    from .conftest import with_extra_cell, write_nb
-
-    sub = write_nb(tmp_path / "sub" / "week01.ipynb", with_extra_cell(key_notebook, attack)).parent
-    t0 = time.monotonic()
-    data = json.loads(reproduce(toy_zip, sub, tmp_path / "gs").read_text())
-    assert validate_results(data) == []
-    assert data["score"] == sum(expected.values())
-    assert time.monotonic() - t0 < 120
+    data = _through_gradescope(toy_zip, key_notebook, tmp_path, attack)
+    assert validate_results(data) == [] and data["score"] == sum(expected.values()), data
 
 
-def test_every_attack_in_one_parallel_batch(fast, toy_zip, key_notebook, tmp_path):
-    """The same attacks through ``grade_batch --jobs 2``: workers forked from
-    the fork server, each with the zygote it forked from itself. Each
-    submission gets the honest grade, and nothing else in the batch is hurt."""
-    import csv
-    import zipfile
-
-    from autograder.batch import grade_batch
-    from autograder.package import ASSIGNMENT_FILE
-
-    from .conftest import with_extra_cell, write_nb
-
+def _in_one_parallel_batch(fast, toy_zip, key_notebook, tmp_path, cases) -> dict:
+    """Each case's per-question scores from one ``grade_batch --jobs 2``
+    (within the time limit) over the key with the case's cell appended."""
     fast_zip = tmp_path / "fast.zip"
     with zipfile.ZipFile(toy_zip) as src, zipfile.ZipFile(fast_zip, "w") as dst:
         for item in src.infolist():
             dst.writestr(item, fast.to_json() if item.filename == ASSIGNMENT_FILE else src.read(item))
-    cases = TAMPERING + [("honest", "pass", FULL)]
-    if AS_ROOT:
-        cases += [(f"probe_{what}", probe_attack(what, toy_zip), WRONG_SQUARE) for what in PROBES]
     subs = [write_nb(tmp_path / "subs" / name / "week01.ipynb", with_extra_cell(key_notebook, attack)).parent
             for name, attack, _ in cases]
     t0 = time.monotonic()
     book = grade_batch(fast_zip, subs, tmp_path / "grades", jobs=2, progress=False)
     assert time.monotonic() - t0 < 240
     rows = {r["name"]: r for r in csv.DictReader(book.open())}
-    got = {name: {q: float(rows[name][q]) for q in FULL} for name, _, _ in cases}
+    return {name: {q: float(rows[name][q]) for q in FULL} for name, _, _ in cases}
+
+
+def test_every_attack_in_one_parallel_batch(fast, toy_zip, key_notebook, tmp_path):
+    """The same attacks through ``grade_batch --jobs 2``: workers forked from
+    the fork server, each with the zygote it forked from itself. Each
+    submission gets the honest grade, and nothing else in the batch is hurt."""
+    cases = TAMPERING + [("honest", "pass", FULL)]
+    if AS_ROOT:
+        cases += [(f"probe_{what}", probe_attack(what, toy_zip), WRONG_SQUARE) for what in PROBES]
+    got = _in_one_parallel_batch(fast, toy_zip, key_notebook, tmp_path, cases)
     assert got == {name: expected for name, _, expected in cases}
     assert toy_zip.exists()
 
@@ -391,8 +388,9 @@ def test_sandbox_reach_with_or_without_namespaces(fast, key_notebook, toy_zip, l
 
 @pytest.mark.parametrize("what", REACH)
 def test_sandbox_reach_through_the_gradescope_layout(toy_zip, key_notebook, tmp_path, listener, secret, what):
-    test_attack_through_the_gradescope_layout(toy_zip, key_notebook, tmp_path, what,
-                                              reach_attack(what, toy_zip, listener, secret), WRONG_SQUARE)
+    data = _through_gradescope(toy_zip, key_notebook, tmp_path, reach_attack(what, toy_zip, listener, secret))
+    assert validate_results(data) == [] and data["score"] == sum(WRONG_SQUARE.values()), data
+    assert not (toy_zip.parent / "planted.json").exists()
 
 
 def _fast_zip(fast, toy_zip: Path, path: Path) -> Path:
@@ -417,11 +415,12 @@ def test_sandbox_reach_in_one_parallel_batch(fast, toy_zip, key_notebook, tmp_pa
 HANG_CELL = "while True:\n    pass"  # with a watchdog shorter than the cell limit, the grader looks stuck
 
 
-def _hanging_batch(fast, toy_zip, key_notebook, tmp_path, jobs: int):
+def _hanging_batch(fast, toy_zip, key_notebook, tmp_path, jobs: int) -> tuple[dict, dict]:
     """A batch where one submission outlives the watchdog (set below its
-    cell limit, so that from the batch's view the grader itself is stuck):
-    the others are graded honestly, the gradebook is written, the stuck
-    one is left for the next run; after two failures it gets 0, flagged."""
+    cell limit, so that from the batch's view the grader itself is stuck),
+    run three times: each run ends in time, the others are graded honestly,
+    the gradebook is written, the stuck one is left for the next run. Returns
+    the stuck one's results.json and gradebook row after the second run."""
     slow = dataclasses.replace(fast, grading=dataclasses.replace(fast.grading, cell_timeout=60.0))
     zip_path = _fast_zip(slow, toy_zip, tmp_path / "slow.zip")
     subs = [write_nb(tmp_path / "subs" / "stuck" / "week01.ipynb", with_extra_cell(key_notebook, HANG_CELL)).parent]
@@ -438,18 +437,21 @@ def _hanging_batch(fast, toy_zip, key_notebook, tmp_path, jobs: int):
         assert all(float(rows[f"honest{i}"]["score"]) == 3.0 for i in range(3) if jobs > 1)
         assert ("stuck" in rows) == (attempt == 2)
     data = json.loads((out / "stuck" / "results.json").read_text())
-    assert validate_results(data) == [] and data["score"] == 0 and GRADER_FAILURE_MESSAGE in data["output"]
-    assert "grader failure" in rows["stuck"]["flags"]
-    book = grade_batch(zip_path, subs, out, jobs=jobs, progress=False, watchdog_s=6)  # a third run: nothing left
-    assert book.exists()
+    grade_batch(zip_path, subs, out, jobs=jobs, progress=False, watchdog_s=6)  # a third run: nothing left, no raise
+    return data, rows["stuck"]
 
 
 def test_a_stuck_grader_never_hangs_a_parallel_batch(fast, toy_zip, key_notebook, tmp_path):
-    _hanging_batch(fast, toy_zip, key_notebook, tmp_path, jobs=2)
+    """After two grader failures the stuck submission is graded 0, flagged."""
+    data, row = _hanging_batch(fast, toy_zip, key_notebook, tmp_path, jobs=2)
+    assert validate_results(data) == [] and data["score"] == 0 and GRADER_FAILURE_MESSAGE in data["output"]
+    assert "grader failure" in row["flags"]
 
 
 def test_a_stuck_grader_never_hangs_sodl_grade(fast, toy_zip, key_notebook, tmp_path):
-    _hanging_batch(fast, toy_zip, key_notebook, tmp_path, jobs=1)
+    data, row = _hanging_batch(fast, toy_zip, key_notebook, tmp_path, jobs=1)
+    assert validate_results(data) == [] and data["score"] == 0 and GRADER_FAILURE_MESSAGE in data["output"]
+    assert "grader failure" in row["flags"]
 
 
 @pytest.mark.parametrize("function", ["cross_entropy", "softmax"])
@@ -554,12 +556,14 @@ def test_trusted_side_attack_gets_the_honest_grade(fast, key_notebook, name, att
 
 @pytest.mark.parametrize("name, attack, expected", TRUSTED_SIDE, ids=[t[0] for t in TRUSTED_SIDE])
 def test_trusted_side_attack_through_the_gradescope_layout(toy_zip, key_notebook, tmp_path, name, attack, expected):
-    test_attack_through_the_gradescope_layout(toy_zip, key_notebook, tmp_path, name, attack, expected)
+    data = _through_gradescope(toy_zip, key_notebook, tmp_path, attack)
+    assert validate_results(data) == [] and data["score"] == sum(expected.values()), data
 
 
-def test_every_trusted_side_attack_in_one_parallel_batch(fast, toy_zip, key_notebook, tmp_path, monkeypatch):
-    monkeypatch.setitem(globals(), "TAMPERING", TRUSTED_SIDE)
-    test_every_attack_in_one_parallel_batch(fast, toy_zip, key_notebook, tmp_path)
+def test_every_trusted_side_attack_in_one_parallel_batch(fast, toy_zip, key_notebook, tmp_path):
+    cases = TRUSTED_SIDE + [("honest", "pass", FULL)]
+    got = _in_one_parallel_batch(fast, toy_zip, key_notebook, tmp_path, cases)
+    assert got == {name: expected for name, _, expected in cases}
 
 
 def test_the_question_deadline_bounds_the_graders_own_work():
