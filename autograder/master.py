@@ -17,6 +17,7 @@ import nbformat
 import yaml
 
 from autograder.errors import UserError
+from autograder.otter_format import QUESTION_KEYS, TEST_KEYS, resolve_points
 from autograder.records import Question, TestCase
 
 
@@ -25,11 +26,9 @@ class MasterFormatError(UserError):
 
 
 CONFIG_RE = re.compile(r'^\s*"""\s*#\s*BEGIN TEST CONFIG\s*\n(.*?)\n\s*"""\s*#\s*END TEST CONFIG\s*\n?', re.S)
-TEST_KEYS = {"hidden", "points", "success_message", "failure_message", "name"}
 # marker -> (the state it must find, the state it leaves, the problem otherwise)
 _TESTS_MARKERS = {"BEGIN TESTS": ("question", "tests", "BEGIN TESTS outside a question"),
                   "END TESTS": ("tests", "after_tests", "END TESTS without BEGIN TESTS")}
-QUESTION_KEYS = {"name", "points", "manual", "check_cell", "export", "all_or_nothing"}
 
 
 @dataclass
@@ -205,8 +204,6 @@ def parse_master(path: Path) -> Master:
 def _question(name: str, qconf: dict, tests: list[tuple[dict, str]], where: str) -> Question:
     given = qconf.get("points")
     if isinstance(given, (list, dict)):  # otter's per-test list or {each: p}: otter's own rules
-        from autograder.otter_format import resolve_points
-
         ok = (isinstance(given, list) and len(given) == len(tests)
               and all(isinstance(p, (int, float)) and not isinstance(p, bool) for p in given)) \
             or (isinstance(given, dict) and set(given) == {"each"} and isinstance(given["each"], (int, float)))
