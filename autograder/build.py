@@ -177,19 +177,30 @@ def prepare_master(path: Path) -> BuiltMaster:
             files += [(str(f.relative_to(path.parent)), f.read_bytes()) for f in sorted(src.rglob("*")) if f.is_file()]
         else:
             problems.append(f"files: {rel!r} does not exist beside the master")
+    submitted = [str(rel) for rel in om.config.get("student_files", [])]
+    for rel in submitted:
+        src = path.parent / rel
+        if Path(rel).is_absolute() or ".." in Path(rel).parts or not src.resolve().is_relative_to(path.parent.resolve()):
+            problems.append(f"student_files: {rel!r} is outside the master's folder: give a path relative to it")
+        elif not src.is_file():
+            problems.append(f"student_files: {rel!r} is not a file beside the master: add the model answer's "
+                            "file (it goes to the solution folder), or remove the entry")
     if problems:
         raise OtterFormatError(path, problems)
     key, student = key_notebook(om), student_notebook(om)
     questions, manual = om.records()
     gen = om.config.get("generate") if isinstance(om.config.get("generate"), dict) else {}
     key_cells = grading_cells(key)
+    modules = student_modules(submitted)
     assignment = Assignment(om.name, str(om.config.get("name") or om.path.stem), tuple(questions),
                             show_stdout=bool(gen.get("show_stdout", False)),
                             student_names=declared_names(key_cells), modules=module_aliases(key_cells),
-                            manual_questions=tuple(manual))
+                            manual_questions=tuple(manual), student_modules=modules)
     seed, variable = grading_seed(om.config)
-    packaged = PackagedAssignment(assignment, with_notebook_preload(GradingConfig(), key_cells), tuple(key_cells),
-                                  (), content_hash(grading_cells(student)), encode_files(files), seed, variable)
+    grading = with_notebook_preload(GradingConfig(), key_cells)
+    grading = replace(grading, preload=tuple(m for m in grading.preload if m.split(".")[0] not in modules))
+    packaged = PackagedAssignment(assignment, grading, tuple(key_cells), (), content_hash(grading_cells(student)),
+                                  encode_files(files), seed, variable, tuple(submitted))
     warnings = list(om.warnings)
     warnings.append(f"no mutants.yml beside {path.name}: the build cannot prove each test can fail; a catalogue of "
                     "wrong answers per question would let `sodl check` show that every mistake loses points and "
@@ -197,6 +208,16 @@ def prepare_master(path: Path) -> BuiltMaster:
     if manual:
         warnings.append(f"graded by hand, not in the autograded score: {', '.join(manual)}")
     return BuiltMaster(om, packaged, student, key, files, warnings)
+
+
+def student_modules(student_files: list[str]) -> tuple[str, ...]:
+    """The top-level module names of the Python files a student submits
+    (``student_file.py`` -> ``student_file``, ``pkg/mod.py`` -> ``pkg``).
+    Never imported by the grader, nor preloaded in the zygote (a cached
+    module would outlive the submission that sent it): a test's import of
+    one is served by the sandbox (``trusted.test_builtins``)."""
+    return tuple(sorted({Path(rel).parts[0].removesuffix(".py") for rel in student_files
+                         if rel.endswith(".py") and Path(rel).parts}))
 
 
 def master_requirements(om) -> list[str]:

@@ -71,6 +71,10 @@ class Assignment:
             modules, whatever the student bound to the alias.
         manual_questions: questions graded by hand (otter's ``manual: true``):
             not in the autograded score, listed for the graders.
+        student_modules: top-level names of the Python modules the student
+            submits beside the notebook (otter's ``student_files``): a test's
+            ``import`` of one gets the sandbox's module behind a proxy, never
+            an import on the trusted side (``trusted.test_builtins``).
     """
 
     name: str
@@ -81,6 +85,7 @@ class Assignment:
     student_names: tuple[str, ...] = ()
     modules: tuple[tuple[str, str], ...] = ()
     manual_questions: tuple[str, ...] = ()
+    student_modules: tuple[str, ...] = ()
 
     @property
     def total_points(self) -> float:
@@ -91,7 +96,7 @@ class Assignment:
             "name": self.name, "title": self.title,
             "hidden_visibility": self.hidden_visibility, "show_stdout": self.show_stdout,
             "student_names": list(self.student_names), "modules": [list(m) for m in self.modules],
-            "manual_questions": list(self.manual_questions),
+            "manual_questions": list(self.manual_questions), "student_modules": list(self.student_modules),
             "questions": [
                 {"name": q.name, "points": q.points, "all_or_nothing": q.all_or_nothing,
                  "tests": [{"index": t.index, "code": t.code, "hidden": t.hidden, "points": t.points,
@@ -114,7 +119,8 @@ class Assignment:
         )
         return cls(d["name"], d["title"], qs, d.get("hidden_visibility", "after_published"),
                    bool(d.get("show_stdout", False)), tuple(str(n) for n in d.get("student_names", ())),
-                   tuple((str(a), str(m)) for a, m in d.get("modules", ())), tuple(d.get("manual_questions", ())))
+                   tuple((str(a), str(m)) for a, m in d.get("modules", ())), tuple(d.get("manual_questions", ())),
+                   tuple(str(m) for m in d.get("student_modules", ())))
 
 
 @dataclass

@@ -92,6 +92,34 @@ def find_notebook(path: Path, assignment: Assignment) -> tuple[Path, list[str]]:
     return path, notes
 
 
+MAX_STUDENT_FILE_BYTES = 8 << 20
+
+
+def read_student_files(folder: Path | None, wanted: tuple[str, ...]) -> tuple[list[tuple[str, bytes]], list[str]]:
+    """The files an otter assignment asks the student to submit beside the
+    notebook (``student_files``, names from the packaged assignment, never
+    from the submission), read from the submission folder as the notebook
+    is (found by :func:`_regular_files`, so no link is followed; read by
+    :func:`read_submission_file`, at most ``MAX_STUDENT_FILE_BYTES`` each),
+    and a note per file missing or refused (all are missing when the
+    submission is a notebook alone, ``folder`` None). They are only ever written
+    into the sandbox (``otter_runtime.runtime_cells``)."""
+    if not wanted:
+        return [], []
+    present = {str(p.relative_to(folder)): p for p in _regular_files(folder)[0]} if folder else {}
+    found, notes = [], []
+    for rel in wanted:
+        if rel not in present:
+            notes.append(f"Your submission has no {rel}: submit it beside your notebook (otter's export cell puts "
+                         "it in the zip); the tests that use it fail without it.")
+            continue
+        try:
+            found.append((rel, read_submission_file(present[rel], MAX_STUDENT_FILE_BYTES)))
+        except SubmissionError as e:
+            notes.append(f"{e} The tests that use {rel} fail without it.")
+    return found, notes
+
+
 def read_submission_file(path: Path, limit: int = MAX_NOTEBOOK_BYTES) -> bytes:
     """The bytes of one submitted file, read only if it is what it claims.
 

@@ -174,3 +174,46 @@ def test_all_or_nothing_parts_add_up_to_the_score():
     assert data["score"] == 0 and sum(t["score"] for t in data["tests"]) == 0
     res.questions[0].outcomes[1].passed = True
     assert results_json(res)["score"] == 5 == sum(t["score"] for t in results_json(res)["tests"])
+
+
+HELPER = "import os\nFOO = 1\nPID = os.getpid()\n\ndef double(v):\n    return 2 * v\n"
+DECOY = "FOO = 2\nPID = 0\n\ndef double(v):\n    return 0\n"
+
+
+@pytest.mark.slow
+def test_a_submitted_module_is_imported_in_the_sandbox_never_by_the_grader(tmp_path, monkeypatch):
+    """otter's ``student_files``: a test's ``import helper`` gets the
+    student's module from the sandbox, behind a proxy (its values as data,
+    its functions run there). A decoy ``helper.py`` on the grader's own
+    path would make every test fail if the grader imported the name."""
+    import sys
+
+    from autograder.build import prepare_master
+    from autograder.grade import grade_cells, grade_submission
+    from autograder.submission import grading_cells
+
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "helper.py").write_text(HELPER)
+    path = _master(tmp_path / "m", [
+        ("raw", "# ASSIGNMENT CONFIG\nname: hw\nexport_cell: false\nstudent_files:\n  - helper.py"),
+        *_question("q1", "x = 2 # SOLUTION",
+                   [("code", "import helper\nassert helper.FOO == 1"), ("code", "from helper import double\ndouble(x)", "4"),
+                    ("code", "import os\nimport helper as h\nh.PID != os.getpid()", "True")], "all_or_nothing: true"),
+    ])
+    decoy = tmp_path / "decoy"
+    decoy.mkdir()
+    (decoy / "helper.py").write_text(DECOY)
+    monkeypatch.syspath_prepend(str(decoy))
+    monkeypatch.chdir(decoy)
+    built = prepare_master(path)
+    assert built.packaged.assignment.student_modules == ("helper",) and "helper" not in built.packaged.grading.preload
+    res = grade_cells(built.packaged, grading_cells(built.key), "key", diagnose_mistakes=False,
+                      submitted_files=[("helper.py", HELPER.encode())])
+    assert res.score == res.max_score == 1, [o.message for q in res.questions for o in q.outcomes]
+    assert "helper" not in sys.modules
+    folder = tmp_path / "without"
+    folder.mkdir()
+    nbformat.write(built.key, folder / "hw.ipynb")
+    res = grade_submission(built.packaged, folder)
+    assert res.score == 0 and any("has no helper.py" in m for m in res.messages)
+    assert "helper" not in sys.modules
