@@ -34,6 +34,12 @@ class TestCase:
     success_message: str = ""
     failure_message: str = ""
 
+    @property
+    def label(self) -> str:
+        """How the student's results name the test: its ``name`` when the
+        master gives one (otter's), else its kind and number."""
+        return self.name or f"{'hidden' if self.hidden else 'public'} test {self.index + 1}"
+
 
 @dataclass(frozen=True)
 class Question:
@@ -142,6 +148,18 @@ class TestOutcome:
     @property
     def score(self) -> float:
         return self.test.points if self.passed else 0.0
+
+    def report_lines(self) -> list[str]:
+        """The test's lines in the student's results and feedback, as otter's
+        summary shows them (``otter/test_files/abstract_test.py``): the
+        author's ``success_message`` or ``failure_message`` as ``<name>
+        message: ...``, then the verdict with what went wrong."""
+        t, lines = self.test, []
+        note = t.success_message if self.passed else t.failure_message
+        if note:
+            lines.append(f"{t.label} message: {note}")
+        lines.append(f"{t.label}: passed" if self.passed else f"{t.label}: failed: {self.message}")
+        return lines
 
 
 @dataclass

@@ -72,12 +72,12 @@ def run_ok_test(code: str, expected: str, ns: dict, name: str, fatal: tuple[type
 
 def ok_outcome(test, ns: dict, fatal: tuple[type, ...]):
     """The outcome of an OK-format test case (a ``TestOutcome``): a hidden
-    test's message names neither its code nor what it printed."""
+    test's message names neither its code nor what it printed. (The test's
+    success and failure messages are added by ``TestOutcome.report_lines``.)"""
     from autograder.records import TestOutcome
 
     passed, problem = run_ok_test(test.code, test.expected_output or "", ns,
                                   f"{test.question} {test.index + 1}", fatal)
     if passed:
-        return TestOutcome(test, True, test.success_message)
-    told = test.failure_message or ("a hidden test failed" if test.hidden else problem)
-    return TestOutcome(test, False, told[:1500])
+        return TestOutcome(test, True, "")
+    return TestOutcome(test, False, ("a hidden test failed" if test.hidden else problem)[:1500])

@@ -176,6 +176,49 @@ def test_all_or_nothing_parts_add_up_to_the_score():
     assert results_json(res)["score"] == 5 == sum(t["score"] for t in results_json(res)["tests"])
 
 
+def test_test_names_and_messages_reach_the_student_as_otter_shows_them():
+    """otter's summary: ``<name> message: <success_message>`` for a passed
+    test, ``<name> message: <failure_message>`` then the result for a failed
+    one (``otter/test_files/abstract_test.py``), in results.json and in
+    feedback.md; a test without a name keeps our kind and number."""
+    from autograder.gradescope import results_json
+    from autograder.records import Assignment, Question, QuestionResult, SubmissionResult, TestCase, TestOutcome
+    from autograder.report import feedback_markdown
+
+    tests = (TestCase("q1", 0, "1", False, 1.0, name="q1a-1", success_message="Congrats!",
+                      failure_message="This is not an int."),
+             TestCase("q1", 1, "1", False, 1.0, name="q1a-2", failure_message="Check the length."),
+             TestCase("q1", 2, "1", True, 1.0, failure_message="Hidden hint."),
+             TestCase("q1", 3, "1", False, 1.0))
+    q = Question("q1", 4.0, tests)
+    res = SubmissionResult("s", Assignment("a", "", (q,)))
+    res.questions.append(QuestionResult(q, [TestOutcome(tests[0], True), TestOutcome(tests[1], False, "printed 3"),
+                                            TestOutcome(tests[2], False, "a hidden test failed"),
+                                            TestOutcome(tests[3], True)]))
+    public, hidden = (t["output"] for t in results_json(res)["tests"])
+    assert public.splitlines() == ["q1a-1 message: Congrats!", "q1a-1: passed", "q1a-2 message: Check the length.",
+                                   "q1a-2: failed: printed 3", "public test 4: passed"]
+    assert hidden.splitlines() == ["hidden test 3 message: Hidden hint.", "hidden test 3: failed: a hidden test failed"]
+    md = feedback_markdown(res)
+    assert "- q1a-1 message: Congrats!\n- q1a-1: passed" in md and "- q1a-2: failed: printed 3" in md
+
+
+def test_an_ok_test_keeps_what_went_wrong_beside_its_failure_message(tmp_path):
+    """A failed public OK-format test tells what it printed (otter's result)
+    as well as the author's failure message; a hidden one never what it printed."""
+    from autograder.harness.doctest_output import ok_outcome
+    from autograder.records import TestCase
+
+    public = TestCase("q1", 0, "square(1)", False, 1.0, expected_output="1", name="t", failure_message="try again")
+    out = ok_outcome(public, {"square": lambda x: x + 1}, ())
+    assert not out.passed and "printed '2'" in out.message
+    assert out.report_lines() == ["t message: try again", f"t: failed: {out.message}"]
+    hidden = TestCase("q1", 1, "square(1)", True, 1.0, expected_output="1", failure_message="try again")
+    out = ok_outcome(hidden, {"square": lambda x: x + 1}, ())
+    assert "2" not in out.message and out.report_lines()[0] == "hidden test 2 message: try again"
+    assert ok_outcome(public, {"square": lambda x: x * x}, ()).report_lines() == ["t: passed"]
+
+
 HELPER = "import os\nFOO = 1\nPID = os.getpid()\n\ndef double(v):\n    return 2 * v\n"
 DECOY = "FOO = 2\nPID = 0\n\ndef double(v):\n    return 0\n"
 
