@@ -260,3 +260,68 @@ def test_a_submitted_module_is_imported_in_the_sandbox_never_by_the_grader(tmp_p
     res = grade_submission(built.packaged, folder)
     assert res.score == 0 and any("has no helper.py" in m for m in res.messages)
     assert "helper" not in sys.modules
+
+
+def test_grading_options_sodl_cannot_honour_are_named_with_the_fix(tmp_path):
+    """otter's ``generate`` options that change the score are refused, its
+    nested keys are checked for typos, all in one run."""
+    path = _master(tmp_path, [
+        ("raw", "# ASSIGNMENT CONFIG\ngenerate:\n  points_possible: 10\n  score_threshold: 0.5\n  plugins: [x]\n"
+                "  seeed: 1\nexport_cell:\n  pdff: false\nseed:\n  varaible: s\ntests:\n  okformat: false"),
+        *_question("q1", "x = 2 # SOLUTION", [("code", "x == 2", "True")]),
+    ])
+    with pytest.raises(OtterFormatError) as e:
+        parse_otter_master(path)
+    text = str(e.value)
+    for key in ("generate.points_possible", "generate.score_threshold", "generate.plugins", "generate.seeed",
+                "export_cell.pdff", "seed.varaible", "tests.okformat"):
+        assert key in text, key
+    assert "set the questions' points" in text and "Traceback" not in text and len(e.value.problems) == 7
+
+
+def test_other_grading_and_export_options_work_as_otter_s(tmp_path):
+    """``generate.show_hidden`` (hidden results shown once published, else
+    never), ``tests.url_prefix`` (the init cell), ``export_cell.require_no_pdf_ack``
+    (the notebook's metadata) and ignored PDF options (warned)."""
+    from autograder.build import prepare_master
+
+    cells = [*_question("q1", "x = 2 # SOLUTION", [("code", "x == 2", "True")])]
+    conf = ("# ASSIGNMENT CONFIG\nname: hw\ngenerate:\n  pdf: true\n  show_hidden: true\ntests:\n"
+            "  url_prefix: https://example.org/tests/\nexport_cell:\n  require_no_pdf_ack:\n    message: no PDF")
+    built = prepare_master(_master(tmp_path, [("raw", conf), *cells]))
+    assert built.packaged.assignment.hidden_visibility == "after_published"
+    assert any("generate.pdf is ignored" in w for w in built.warnings)
+    assert 'otter.Notebook("hw.ipynb", tests_url_prefix="https://example.org/tests/")' in built.student.cells[0].source
+    meta = built.student.metadata["otter"]
+    assert meta["require_no_pdf_confirmation"] is True and meta["export_pdf_failure_message"] == "no PDF"
+    (tmp_path / "b").mkdir()
+    plain = prepare_master(_master(tmp_path / "b", [("raw", "# ASSIGNMENT CONFIG\nname: hw"), *cells]))
+    assert plain.packaged.assignment.hidden_visibility == "hidden"
+
+
+def test_autograder_files_go_to_the_zip_only_and_a_missing_requirements_file_is_named(tmp_path):
+    """otter's ``autograder_files`` are for the autograder, not the student
+    folder; a ``requirements:`` path that is not there is a problem, not
+    silently no requirements."""
+    import zipfile
+
+    from autograder.build import build_master
+
+    (tmp_path / "data.csv").write_text("a\n1\n")
+    (tmp_path / "secret.csv").write_text("b\n2\n")
+    cells = [*_question("q1", "x = 2 # SOLUTION", [("code", "x == 2", "True")])]
+    path = _master(tmp_path, [("raw", "# ASSIGNMENT CONFIG\nname: hw\nfiles: [data.csv]\n"
+                                      "autograder_files: [secret.csv]"), *cells])
+    wheel = tmp_path / "sodl-0-py3-none-any.whl"
+    wheel.write_bytes(b"")
+    paths = build_master(path, tmp_path / "out", wheel, execute=False)
+    student, solution = tmp_path / "out" / "hw" / "student", tmp_path / "out" / "hw" / "solution"
+    assert (student / "data.csv").is_file() and not (student / "secret.csv").exists()
+    assert not (solution / "secret.csv").exists()
+    from autograder.package import load_zip
+
+    assert {"data.csv", "secret.csv"} <= {name for name, _ in load_zip(paths["zip"]).files}
+    assert zipfile.is_zipfile(paths["zip"])
+    path.write_text(path.read_text().replace("autograder_files: [secret.csv]", "requirements: reqs.txt"))
+    with pytest.raises(OtterFormatError, match="requirements: 'reqs.txt' is not a file"):
+        build_master(path, tmp_path / "out2", wheel, execute=False)
