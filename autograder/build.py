@@ -206,7 +206,7 @@ def prepare_master(path: Path) -> BuiltMaster:
                             hidden_visibility="after_published" if gen.get("show_hidden") else "hidden",
                             show_stdout=bool(gen.get("show_stdout", False)),
                             student_names=declared_names(key_cells), modules=module_aliases(key_cells),
-                            manual_questions=tuple(manual), student_modules=modules)
+                            manual_questions=tuple(manual), student_modules=modules, notebook=path.name)
     seed, variable = grading_seed(om.config)
     grading = with_notebook_preload(GradingConfig(), key_cells)
     grading = replace(grading, preload=tuple(m for m in grading.preload if m.split(".")[0] not in modules))

@@ -81,6 +81,8 @@ class Assignment:
             submits beside the notebook (otter's ``student_files``): a test's
             ``import`` of one gets the sandbox's module behind a proxy, never
             an import on the trusted side (``trusted.test_builtins``).
+        notebook: the file name students submit: an otter master's own name
+            (``example.ipynb`` for ``name: hw01``); empty: ``<name>.ipynb``.
     """
 
     name: str
@@ -92,10 +94,16 @@ class Assignment:
     modules: tuple[tuple[str, str], ...] = ()
     manual_questions: tuple[str, ...] = ()
     student_modules: tuple[str, ...] = ()
+    notebook: str = ""
 
     @property
     def total_points(self) -> float:
         return sum(q.points for q in self.questions)
+
+    @property
+    def notebook_name(self) -> str:
+        """The notebook file a submission should hold."""
+        return self.notebook or f"{self.name}.ipynb"
 
     def to_dict(self) -> dict:
         return {
@@ -103,6 +111,7 @@ class Assignment:
             "hidden_visibility": self.hidden_visibility, "show_stdout": self.show_stdout,
             "student_names": list(self.student_names), "modules": [list(m) for m in self.modules],
             "manual_questions": list(self.manual_questions), "student_modules": list(self.student_modules),
+            "notebook": self.notebook,
             "questions": [
                 {"name": q.name, "points": q.points, "all_or_nothing": q.all_or_nothing,
                  "tests": [{"index": t.index, "code": t.code, "hidden": t.hidden, "points": t.points,
@@ -126,7 +135,7 @@ class Assignment:
         return cls(d["name"], d["title"], qs, d.get("hidden_visibility", "after_published"),
                    bool(d.get("show_stdout", False)), tuple(str(n) for n in d.get("student_names", ())),
                    tuple((str(a), str(m)) for a, m in d.get("modules", ())), tuple(d.get("manual_questions", ())),
-                   tuple(str(m) for m in d.get("student_modules", ())))
+                   tuple(str(m) for m in d.get("student_modules", ())), str(d.get("notebook", "")))
 
 
 @dataclass

@@ -71,13 +71,13 @@ def find_notebook(path: Path, assignment: Assignment) -> tuple[Path, list[str]]:
             pys = [p for p in files if p.suffix == ".py"]
             if len(pys) == 1:
                 notes.append(f"You submitted {pys[0].name}, not a notebook: it was graded as one code cell. "
-                             f"Submit {assignment.name}.ipynb next time.")
+                             f"Submit {assignment.notebook_name} next time.")
                 return pys[0], notes
             names = ", ".join(p.name for p in files[:5]) or "nothing"
             raise SubmissionError(" ".join(notes + [f"No notebook found in your submission (it holds: {names}). "
-                                                    f"Submit {assignment.name}.ipynb."]))
+                                                    f"Submit {assignment.notebook_name}."]))
         if len(nbs) > 1:
-            named = [p for p in nbs if p.name == f"{assignment.name}.ipynb"]
+            named = [p for p in nbs if p.name == assignment.notebook_name]
             chosen = named[0] if named else nbs[0]
             notes.append(f"Your submission holds {len(nbs)} notebooks; {chosen.name} was graded. "
                          "Submit only one.")
@@ -87,8 +87,8 @@ def find_notebook(path: Path, assignment: Assignment) -> tuple[Path, list[str]]:
         raise SubmissionError(f"{path.name}: file not found")
     if path.suffix != ".ipynb" and path.suffix == ".py":
         notes.append(f"{path.name} is not a notebook: it was graded as one code cell.")
-    elif path.name != f"{assignment.name}.ipynb":
-        notes.append(f"Your notebook is named {path.name}; expected {assignment.name}.ipynb (graded anyway).")
+    elif path.name != assignment.notebook_name:
+        notes.append(f"Your notebook is named {path.name}; expected {assignment.notebook_name} (graded anyway).")
     return path, notes
 
 

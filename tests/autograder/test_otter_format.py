@@ -325,3 +325,21 @@ def test_autograder_files_go_to_the_zip_only_and_a_missing_requirements_file_is_
     path.write_text(path.read_text().replace("autograder_files: [secret.csv]", "requirements: reqs.txt"))
     with pytest.raises(OtterFormatError, match="requirements: 'reqs.txt' is not a file"):
         build_master(path, tmp_path / "out2", wheel, execute=False)
+
+
+def test_a_submission_named_as_the_master_is_not_told_it_is_misnamed(tmp_path):
+    """otter's student notebook keeps the master's file name whatever the
+    config's ``name`` (otter-example: ``example.ipynb`` for ``hw01``)."""
+    from autograder.build import prepare_master
+    from autograder.submission import find_notebook
+
+    cells = [*_question("q1", "x = 2 # SOLUTION", [("code", "x == 2", "True")])]
+    built = prepare_master(_master(tmp_path, [("raw", "# ASSIGNMENT CONFIG\nname: hw01"), *cells], name="example.ipynb"))
+    folder = tmp_path / "sub"
+    folder.mkdir()
+    for name in ("example.ipynb", "other.ipynb"):
+        nbformat.write(built.student, folder / name)
+    path, notes = find_notebook(folder, built.packaged.assignment)
+    assert path.name == "example.ipynb" and not any("named" in n for n in notes)
+    assert find_notebook(folder / "other.ipynb", built.packaged.assignment)[1] == [
+        "Your notebook is named other.ipynb; expected example.ipynb (graded anyway)."]
