@@ -343,3 +343,25 @@ def test_a_submission_named_as_the_master_is_not_told_it_is_misnamed(tmp_path):
     assert path.name == "example.ipynb" and not any("named" in n for n in notes)
     assert find_notebook(folder / "other.ipynb", built.packaged.assignment)[1] == [
         "Your notebook is named other.ipynb; expected example.ipynb (graded anyway)."]
+
+
+@pytest.mark.slow
+def test_a_table_and_a_record_array_come_back_from_the_sandbox_as_real_objects(tmp_path):
+    """Data 8's ``Table`` and numpy records, built by student code in the
+    sandbox, reach an OK-format test as the grader's own objects."""
+    from autograder.build import prepare_master
+    from autograder.grade import grade_cells
+    from autograder.submission import grading_cells
+
+    path = _master(tmp_path, [
+        ("raw", "# ASSIGNMENT CONFIG\nname: hw\nexport_cell: false"),
+        ("code", "from datascience import Table\nimport numpy as np"),
+        *_question("q1", "def make():\n    return Table().with_columns('a', [1, 2], 'b', ['x', 'y']) # SOLUTION\n\n"
+                         "rec = np.zeros(2, dtype=[('x', 'f8'), ('n', 'U3')])",
+                   [("code", "t = make()\n(type(t).__module__, t.num_rows, [str(v) for v in t.column('b')])",
+                     "('datascience.tables', 2, ['x', 'y'])"),
+                    ("code", "(type(rec).__name__, rec.dtype.names)", "('ndarray', ('x', 'n'))")]),
+    ])
+    built = prepare_master(path)
+    res = grade_cells(built.packaged, grading_cells(built.key), "key", diagnose_mistakes=False)
+    assert res.score == res.max_score == 1, [o.message for q in res.questions for o in q.outcomes]
