@@ -18,6 +18,8 @@ import ast
 import doctest
 import io
 
+from autograder.harness.wire import clean_text
+
 _CONTINUATION = (ast.If, ast.For, ast.While, ast.With, ast.Try, ast.FunctionDef, ast.AsyncFunctionDef,
                  ast.ClassDef, ast.AsyncFor, ast.AsyncWith)
 
@@ -54,7 +56,12 @@ class _Runner(doctest.DocTestRunner):
         if isinstance(exc_info[1], self.fatal) and self.raised is None:
             self.raised = exc_info[1]
         if not self.problem:
-            self.problem = f"`{example.source.strip()}` raised {exc_info[0].__name__}: {str(exc_info[1])[:300]}"
+            info = getattr(exc_info[1], "info", None)  # a StudentError: the student's code raised, in the sandbox
+            if type(info) is dict and type(info.get("type")) is str:
+                what = f"{clean_text(info['type'], 100)} in your code: {clean_text(info.get('message'), 300)}"
+            else:
+                what = f"{exc_info[0].__name__}: {str(exc_info[1])[:300]}"
+            self.problem = f"`{example.source.strip()}` raised {what}"
 
 
 def run_ok_test(code: str, expected: str, ns: dict, name: str, fatal: tuple[type, ...]) -> tuple[bool, str]:

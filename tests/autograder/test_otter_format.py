@@ -365,3 +365,14 @@ def test_a_table_and_a_record_array_come_back_from_the_sandbox_as_real_objects(t
     built = prepare_master(path)
     res = grade_cells(built.packaged, grading_cells(built.key), "key", diagnose_mistakes=False)
     assert res.score == res.max_score == 1, [o.message for q in res.questions for o in q.outcomes]
+
+
+def test_an_ok_test_names_the_student_s_exception_not_the_grader_s_wrapper():
+    from autograder.harness.sandbox_handle import StudentError
+
+    def imports():
+        raise StudentError({"type": "ModuleNotFoundError", "message": "No module named 'helper'\ud800"})
+
+    passed, told = run_ok_test("imports()", "", {"imports": imports}, "t", ())
+    assert not passed and told.startswith("`imports()` raised ModuleNotFoundError in your code: No module named")
+    assert "StudentError" not in told and "\ud800" not in told
