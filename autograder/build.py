@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import nbformat
@@ -147,7 +147,8 @@ class BuiltMaster:
         packaged: what the zip carries for grading.
         student: the student notebook (as ``otter assign`` writes it).
         key: the answer key (solutions, not executed).
-        files: the master's ``files:`` as (relative path, bytes).
+        files: the master's ``files:`` and ``autograder_files:`` as (relative path, bytes).
+        zip_only: the paths of ``files`` that came from ``autograder_files`` (never in the student folder).
         warnings: what the author may want to know (no mutants, ignored keys).
     """
 
@@ -157,6 +158,7 @@ class BuiltMaster:
     key: nbformat.NotebookNode
     files: list[tuple[str, bytes]]
     warnings: list[str]
+    zip_only: list[str] = field(default_factory=list)
 
 
 def prepare_master(path: Path) -> BuiltMaster:
@@ -166,37 +168,67 @@ def prepare_master(path: Path) -> BuiltMaster:
     from autograder.otter_runtime import encode_files
 
     om = parse_otter_master(path)
-    problems, files = [], []
-    for rel in [*om.config.get("files", []), *om.config.get("autograder_files", [])]:
-        src = (path.parent / rel)
-        if not src.resolve().is_relative_to(path.parent.resolve()):
-            problems.append(f"files: {rel!r} is outside the master's folder: move it beside the master")
-        elif src.is_file():
-            files.append((rel, src.read_bytes()))
-        elif src.is_dir():
-            files += [(str(f.relative_to(path.parent)), f.read_bytes()) for f in sorted(src.rglob("*")) if f.is_file()]
-        else:
-            problems.append(f"files: {rel!r} does not exist beside the master")
+    problems, files, zip_only = [], [], []
+    for key in ("files", "autograder_files"):
+        for rel in om.config.get(key, []):
+            src = (path.parent / rel)
+            found = []
+            if not src.resolve().is_relative_to(path.parent.resolve()):
+                problems.append(f"{key}: {rel!r} is outside the master's folder: move it beside the master")
+            elif src.is_file():
+                found = [(rel, src.read_bytes())]
+            elif src.is_dir():
+                found = [(str(f.relative_to(path.parent)), f.read_bytes()) for f in sorted(src.rglob("*")) if f.is_file()]
+            else:
+                problems.append(f"{key}: {rel!r} does not exist beside the master")
+            files += found
+            zip_only += [name for name, _ in found] if key == "autograder_files" else []
+    req = om.config.get("requirements")
+    if isinstance(req, str) and not (path.parent / req).is_file():
+        problems.append(f"requirements: {req!r} is not a file beside the master: add it, or list the packages")
+    submitted = [str(rel) for rel in om.config.get("student_files", [])]
+    for rel in submitted:
+        src = path.parent / rel
+        if Path(rel).is_absolute() or ".." in Path(rel).parts or not src.resolve().is_relative_to(path.parent.resolve()):
+            problems.append(f"student_files: {rel!r} is outside the master's folder: give a path relative to it")
+        elif not src.is_file():
+            problems.append(f"student_files: {rel!r} is not a file beside the master: add the model answer's "
+                            "file (it goes to the solution folder), or remove the entry")
     if problems:
         raise OtterFormatError(path, problems)
     key, student = key_notebook(om), student_notebook(om)
     questions, manual = om.records()
     gen = om.config.get("generate") if isinstance(om.config.get("generate"), dict) else {}
     key_cells = grading_cells(key)
+    modules = student_modules(submitted)
     assignment = Assignment(om.name, str(om.config.get("name") or om.path.stem), tuple(questions),
+                            # otter shows hidden-test results once published with show_hidden, else never
+                            hidden_visibility="after_published" if gen.get("show_hidden") else "hidden",
                             show_stdout=bool(gen.get("show_stdout", False)),
                             student_names=declared_names(key_cells), modules=module_aliases(key_cells),
-                            manual_questions=tuple(manual))
+                            manual_questions=tuple(manual), student_modules=modules, notebook=path.name)
     seed, variable = grading_seed(om.config)
-    packaged = PackagedAssignment(assignment, with_notebook_preload(GradingConfig(), key_cells), tuple(key_cells),
-                                  (), content_hash(grading_cells(student)), encode_files(files), seed, variable)
+    grading = with_notebook_preload(GradingConfig(), key_cells)
+    grading = replace(grading, preload=tuple(m for m in grading.preload if m.split(".")[0] not in modules))
+    packaged = PackagedAssignment(assignment, grading, tuple(key_cells), (), content_hash(grading_cells(student)),
+                                  encode_files(files), seed, variable, tuple(submitted))
     warnings = list(om.warnings)
     warnings.append(f"no mutants.yml beside {path.name}: the build cannot prove each test can fail; a catalogue of "
                     "wrong answers per question would let `sodl check` show that every mistake loses points and "
                     "name it in the student's feedback")
     if manual:
         warnings.append(f"graded by hand, not in the autograded score: {', '.join(manual)}")
-    return BuiltMaster(om, packaged, student, key, files, warnings)
+    return BuiltMaster(om, packaged, student, key, files, warnings, zip_only)
+
+
+def student_modules(student_files: list[str]) -> tuple[str, ...]:
+    """The top-level module names of the Python files a student submits
+    (``student_file.py`` -> ``student_file``, ``pkg/mod.py`` -> ``pkg``).
+    Never imported by the grader, nor preloaded in the zygote (a cached
+    module would outlive the submission that sent it): a test's import of
+    one is served by the sandbox (``trusted.test_builtins``)."""
+    return tuple(sorted({Path(rel).parts[0].removesuffix(".py") for rel in student_files
+                         if rel.endswith(".py") and Path(rel).parts}))
 
 
 def master_requirements(om) -> list[str]:
@@ -223,7 +255,8 @@ def build_master(path: Path, out: Path, wheel: Path, execute: bool = True) -> di
     from autograder.otter_format import public_test_files
 
     tests = [(rel, text.encode()) for rel, text in public_test_files(built.master).items()]
-    for folder, items in (("student", built.files + tests), ("solution", built.files + tests + student_files)):
+    shared = [(rel, data) for rel, data in built.files if rel not in built.zip_only]  # autograder_files: zip only
+    for folder, items in (("student", shared + tests), ("solution", shared + tests + student_files)):
         for rel, data in items:  # the solution folder is what a model student hands in
             (base / folder / rel).parent.mkdir(parents=True, exist_ok=True)
             (base / folder / rel).write_bytes(data)

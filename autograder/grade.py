@@ -15,16 +15,19 @@ from autograder.otter_runtime import runtime_cells
 from autograder.package import PackagedAssignment, load_packaged_assignment
 from autograder.records import SubmissionResult
 from autograder.report import tamper_flags
-from autograder.submission import (SubmissionError, content_hash, find_notebook, read_cells, submission_name,
-                                   submission_seed)
+from autograder.submission import (SubmissionError, content_hash, find_notebook, read_cells, read_student_files,
+                                   submission_name, submission_seed)
 
 
 def grade_cells(packaged: PackagedAssignment, cells: list[str], name: str, slot: int = 0,
                 question_timeout: float | None = None, only: set[str] | None = None,
                 extra_cells: list[str] | None = None, seed: int | None = None,
-                diagnose_mistakes: bool = True, device: str = "cpu") -> SubmissionResult:
+                diagnose_mistakes: bool = True, device: str = "cpu",
+                submitted_files: list[tuple[str, bytes]] = ()) -> SubmissionResult:
     """Execute ``cells`` in a sandbox and run every test against them.
-    ``device``: ``cpu`` or ``cuda``, where the tests' tensors reach student code."""
+    ``device``: ``cpu`` or ``cuda``, where the tests' tensors reach student code.
+    ``submitted_files``: the student's own files beside the notebook (otter's
+    ``student_files``), written into the sandbox's working folder."""
     a, g = packaged.assignment, packaged.grading
     started = time.monotonic()
     deadline = started + g.total_timeout
@@ -36,7 +39,7 @@ def grade_cells(packaged: PackagedAssignment, cells: list[str], name: str, slot:
     result.flags = tamper_flags(cells)
     Zygote.for_slot(slot, limits.preload, limits.startup_timeout)  # starts importing now...
     preimport(a)  # ...while this process imports what the tests need
-    cells = runtime_cells(packaged, list(cells))  # otter masters: their files and intercell seed
+    cells = runtime_cells(packaged, list(cells), submitted_files)  # otter masters: files, intercell seed
     sandbox = Sandbox(limits, user, slot=slot, cells=list(cells) + list(extra_cells or []))
     recordings = {}
     try:
@@ -83,12 +86,14 @@ def grade_submission(packaged: PackagedAssignment, path: Path, name: str | None 
     try:
         nb_path, notes = find_notebook(path, packaged.assignment)
         cells = read_cells(nb_path)
+        submitted, missing = read_student_files(nb_path.parent if path.is_dir() else None,
+                                                packaged.student_files)
     except SubmissionError as e:
         return SubmissionResult.ungraded(name, packaged.assignment, str(e))
     if not cells:
         return SubmissionResult.ungraded(name, packaged.assignment, "Your notebook has no code cells to grade.")
-    result = grade_cells(packaged, cells, name, slot, question_timeout, device=device)
-    result.messages[:0] = notes
+    result = grade_cells(packaged, cells, name, slot, question_timeout, device=device, submitted_files=submitted)
+    result.messages[:0] = notes + missing
     return result
 
 

@@ -50,8 +50,7 @@ def results_json(result: SubmissionResult) -> dict:
             if qr.note:
                 lines.append(qr.note)
             for o in outs:
-                label = f"{'hidden' if hidden else 'public'} test {o.test.index + 1}"
-                lines.append(f"{label}: passed" if o.passed else f"{label}: failed: {o.message}")
+                lines += o.report_lines()
             entry = _test_entry(
                 f"{qr.question.name} ({'hidden' if hidden else 'public'} tests)",
                 qr.earned(outs), sum(o.test.points for o in outs),

@@ -61,6 +61,28 @@ CONFIG_KEYS = {
     "suppress_no_tests_warning": "accepted",
     "lang": "only python",
 }
+# The nested keys otter 7 reads (otter/assign/assignment.py; ``generate`` is
+# otter/run/run_autograder/autograder_config.py): a key outside these is a typo.
+EXPORT_CELL_KEYS = {"instructions", "pdf", "filtering", "force_save", "run_tests", "files", "require_no_pdf_ack",
+                    "ignore_log"}
+SEED_KEYS = {"variable", "autograder_value", "student_value"}
+TESTS_KEYS = {"files", "ok_format", "url_prefix"}
+GENERATE_KEYS = {
+    "seed": "intercell seed at grading", "seed_variable": "the variable the seed is assigned to",
+    "show_stdout": "students see their notebook's printed output",
+    "show_hidden": "hidden-test results are shown once published (else never)",
+    "show_all_public": "no hidden tests: results are visible anyway", "lang": "only python",
+    "plugins": "not supported", "points_possible": "not supported", "score_threshold": "not supported",
+    **dict.fromkeys(("pdf", "token", "course_id", "assignment_id", "filtering", "pagebreaks", "warn_missing_pdf",
+                     "submit_blank_pdf_on_export_failure", "use_submission_pdf", "pdf_via_html"),
+                    "ignored: sodl makes no PDFs"),
+    **dict.fromkeys(("grade_from_log", "serialized_variables"),
+                    "ignored: sodl always executes the notebook, never a student's logged environment"),
+    **dict.fromkeys(("debug", "autograder_dir", "miniconda_path", "logo", "print_summary", "print_score",
+                     "log_level", "force_public_test_summary", "assignment_name"),
+                    "ignored: otter's own runner settings"),
+    "zips": "ignored: sodl grades a notebook or a folder holding it; unzip otter's export zips first",
+}
 QUESTION_KEYS = {"name", "manual", "points", "check_cell", "export", "all_or_nothing"}
 IGNORED_QUESTION_KEYS = {"private_points"}  # not read by otter 7 either
 TEST_KEYS = {"hidden", "points", "success_message", "failure_message", "name"}
@@ -305,9 +327,33 @@ def _check_config(config: dict, where: str, problems: list[str], warnings: list[
     ex = config.get("export_cell", True)
     if not isinstance(ex, (bool, dict)):
         problems.append(f"{where}: 'export_cell' must be true, false or a mapping of its options")
-    for key in ("environment", "save_environment", "python_version", "template_pdf", "solutions_pdf"):
+    for key in ("environment", "save_environment", "python_version", "template_pdf", "solutions_pdf", "ignore_modules",
+                "run_tests"):
         if config.get(key):
             warnings.append(f"{where}: {key!r} is ignored ({CONFIG_KEYS[key]})")
+    for key, known in (("export_cell", EXPORT_CELL_KEYS), ("seed", SEED_KEYS), ("tests", TESTS_KEYS),
+                       ("generate", GENERATE_KEYS)):
+        value = config.get(key)
+        if isinstance(value, dict):
+            for sub in sorted(set(value) - set(known), key=str):
+                problems.append(f"{where}: unknown key {key}.{sub}; otter 7's are {', '.join(sorted(known))}")
+    if config.get("seed") not in (None, {}) and not isinstance(config.get("seed"), dict):
+        problems.append(f"{where}: 'seed' must be a mapping (variable, autograder_value, student_value)")
+    gen = config.get("generate", False)
+    if not isinstance(gen, (bool, dict)):
+        problems.append(f"{where}: 'generate' must be true, false or a mapping of otter's grading options")
+    gen = gen if isinstance(gen, dict) else {}
+    for key in ("points_possible", "score_threshold"):
+        if gen.get(key) is not None:
+            problems.append(f"{where}: generate.{key} is not supported by sodl (its score is the sum of the "
+                            "questions' points): remove it, and set the questions' points to the total you "
+                            "want (or scale the score in Gradescope)")
+    if gen.get("plugins"):
+        problems.append(f"{where}: generate.plugins are not supported by sodl: remove them")
+    if str(gen.get("lang", "python")).lower() != "python":
+        problems.append(f"{where}: generate.lang: only Python masters are supported")
+    for key in sorted(k for k in gen if str(GENERATE_KEYS.get(k, "")).startswith("ignored") and gen[k]):
+        warnings.append(f"{where}: generate.{key} is {GENERATE_KEYS[key]}")
 
 
 def parse_otter_master(path: Path) -> OtterMaster:
@@ -695,7 +741,9 @@ def _framed(om: OtterMaster) -> list:
     """Init, check-all and export cells around the transformed cells."""
     cells = [copy.deepcopy(c) for c in om.cells]
     if om.config.get("init_cell", True):
-        init = nbformat.v4.new_code_cell(f'# Initialize Otter\nimport otter\ngrader = otter.Notebook("{om.path.name}")')
+        tests_conf = om.config.get("tests") if isinstance(om.config.get("tests"), dict) else {}
+        url = f', tests_url_prefix="{tests_conf["url_prefix"]}"' if tests_conf.get("url_prefix") else ""
+        init = nbformat.v4.new_code_cell(f'# Initialize Otter\nimport otter\ngrader = otter.Notebook("{om.path.name}"{url})')
         _lock(init)
         cells.insert(0, init)
     if om.config.get("check_all_cell", False):
@@ -718,6 +766,12 @@ def _metadata(om: OtterMaster, tests: dict) -> dict:
     otter = {"OK_FORMAT": om.ok_format, "tests": tests}
     if om.config.get("name"):
         otter["assignment_name"] = om.config["name"]
+    ack = om.config.get("export_cell", {}).get("require_no_pdf_ack") if isinstance(om.config.get("export_cell"), dict) \
+        else None
+    if ack:  # otter's export asks the student to confirm a submission without its PDF
+        otter["require_no_pdf_confirmation"] = True
+        if isinstance(ack, dict) and ack.get("message"):
+            otter["export_pdf_failure_message"] = ack["message"]
     meta["otter"] = otter
     return meta
 

@@ -7,12 +7,13 @@ import base64
 import json
 
 
-def runtime_cells(packaged, cells: list[str]) -> list[str]:
+def runtime_cells(packaged, cells: list[str], submitted=()) -> list[str]:
     """The cells the sandbox runs for ``cells``: each prefixed with otter's
     intercell seed (``otter/execute/preprocessor.py``), and, first, a cell
-    of ours that writes the master's ``files:`` into the working folder
-    (inside the sandbox, as the student: the files are the student's own
-    data, never tests)."""
+    of ours that writes the master's ``files:``, then the student's own
+    ``submitted`` files ((relative path, bytes): otter's ``student_files``),
+    into the working folder (inside the sandbox, as the student: the files
+    are the student's own data, never tests)."""
     if packaged.seed is not None:
         if packaged.seed_variable:
             prefix = f"{packaged.seed_variable} = {int(packaged.seed)}\n"
@@ -20,8 +21,9 @@ def runtime_cells(packaged, cells: list[str]) -> list[str]:
             prefix = (f"import numpy as __sodl_np\nimport random as __sodl_random\n"
                       f"__sodl_np.random.seed({int(packaged.seed)})\n__sodl_random.seed({int(packaged.seed)})\n")
         cells = [prefix + c for c in cells]
-    if packaged.files:
-        payload = json.dumps([[name, data] for name, data in packaged.files])
+    files = [*packaged.files, *encode_files(submitted)]
+    if files:
+        payload = json.dumps([[name, data] for name, data in files])
         cells = [_WRITE_FILES.format(payload=payload)] + cells
     return cells
 

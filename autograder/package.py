@@ -41,6 +41,9 @@ class PackagedAssignment:
         seed: otter's intercell seed at grading time (None: no seeding).
         seed_variable: the variable the seed is assigned to (None: numpy's and
             random's seeds are set), see ``otter_format.seeded_cells``.
+        student_files: an otter master's ``student_files:`` (relative paths):
+            read from the submission's folder and written into the sandbox's
+            working folder after ``files`` (``grade.grade_submission``).
     """
 
     assignment: Assignment
@@ -51,6 +54,7 @@ class PackagedAssignment:
     files: tuple[tuple[str, str], ...] = ()
     seed: int | None = None
     seed_variable: str | None = None
+    student_files: tuple[str, ...] = ()
 
     def to_json(self) -> bytes:
         grading = asdict(self.grading)
@@ -60,7 +64,8 @@ class PackagedAssignment:
                            "key_cells": list(self.key_cells), "blank_hash": self.blank_hash,
                            "mutants": [m.to_dict() for m in self.mutants],
                            "files": [list(f) for f in self.files], "seed": self.seed,
-                           "seed_variable": self.seed_variable}, indent=1).encode()
+                           "seed_variable": self.seed_variable,
+                           "student_files": list(self.student_files)}, indent=1).encode()
 
 
 def load_packaged_assignment(data: bytes) -> PackagedAssignment:
@@ -73,7 +78,7 @@ def load_packaged_assignment(data: bytes) -> PackagedAssignment:
     return PackagedAssignment(assignment, _build(GradingConfig, d["grading"], "zip"), key_cells,
                               tuple(Mutant.from_dict(m) for m in d.get("mutants", ())), d.get("blank_hash", ""),
                               tuple((str(a), str(b)) for a, b in d.get("files", ())), d.get("seed"),
-                              d.get("seed_variable"))
+                              d.get("seed_variable"), tuple(str(f) for f in d.get("student_files", ())))
 
 
 def load_zip(path: Path) -> PackagedAssignment:

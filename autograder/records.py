@@ -34,6 +34,12 @@ class TestCase:
     success_message: str = ""
     failure_message: str = ""
 
+    @property
+    def label(self) -> str:
+        """How the student's results name the test: its ``name`` when the
+        master gives one (otter's), else its kind and number."""
+        return self.name or f"{'hidden' if self.hidden else 'public'} test {self.index + 1}"
+
 
 @dataclass(frozen=True)
 class Question:
@@ -71,6 +77,12 @@ class Assignment:
             modules, whatever the student bound to the alias.
         manual_questions: questions graded by hand (otter's ``manual: true``):
             not in the autograded score, listed for the graders.
+        student_modules: top-level names of the Python modules the student
+            submits beside the notebook (otter's ``student_files``): a test's
+            ``import`` of one gets the sandbox's module behind a proxy, never
+            an import on the trusted side (``trusted.test_builtins``).
+        notebook: the file name students submit: an otter master's own name
+            (``example.ipynb`` for ``name: hw01``); empty: ``<name>.ipynb``.
     """
 
     name: str
@@ -81,17 +93,25 @@ class Assignment:
     student_names: tuple[str, ...] = ()
     modules: tuple[tuple[str, str], ...] = ()
     manual_questions: tuple[str, ...] = ()
+    student_modules: tuple[str, ...] = ()
+    notebook: str = ""
 
     @property
     def total_points(self) -> float:
         return sum(q.points for q in self.questions)
+
+    @property
+    def notebook_name(self) -> str:
+        """The notebook file a submission should hold."""
+        return self.notebook or f"{self.name}.ipynb"
 
     def to_dict(self) -> dict:
         return {
             "name": self.name, "title": self.title,
             "hidden_visibility": self.hidden_visibility, "show_stdout": self.show_stdout,
             "student_names": list(self.student_names), "modules": [list(m) for m in self.modules],
-            "manual_questions": list(self.manual_questions),
+            "manual_questions": list(self.manual_questions), "student_modules": list(self.student_modules),
+            "notebook": self.notebook,
             "questions": [
                 {"name": q.name, "points": q.points, "all_or_nothing": q.all_or_nothing,
                  "tests": [{"index": t.index, "code": t.code, "hidden": t.hidden, "points": t.points,
@@ -114,7 +134,8 @@ class Assignment:
         )
         return cls(d["name"], d["title"], qs, d.get("hidden_visibility", "after_published"),
                    bool(d.get("show_stdout", False)), tuple(str(n) for n in d.get("student_names", ())),
-                   tuple((str(a), str(m)) for a, m in d.get("modules", ())), tuple(d.get("manual_questions", ())))
+                   tuple((str(a), str(m)) for a, m in d.get("modules", ())), tuple(d.get("manual_questions", ())),
+                   tuple(str(m) for m in d.get("student_modules", ())), str(d.get("notebook", "")))
 
 
 @dataclass
@@ -136,6 +157,18 @@ class TestOutcome:
     @property
     def score(self) -> float:
         return self.test.points if self.passed else 0.0
+
+    def report_lines(self) -> list[str]:
+        """The test's lines in the student's results and feedback, as otter's
+        summary shows them (``otter/test_files/abstract_test.py``): the
+        author's ``success_message`` or ``failure_message`` as ``<name>
+        message: ...``, then the verdict with what went wrong."""
+        t, lines = self.test, []
+        note = t.success_message if self.passed else t.failure_message
+        if note:
+            lines.append(f"{t.label} message: {note}")
+        lines.append(f"{t.label}: passed" if self.passed else f"{t.label}: failed: {self.message}")
+        return lines
 
 
 @dataclass

@@ -60,12 +60,7 @@ def _feedback(result: SubmissionResult) -> str:
         if qr.diagnosis and qr.score < qr.max_score:
             lines += [f"- **Likely mistake:** {qr.diagnosis}"]
         for o in qr.outcomes:
-            kind = "hidden" if o.test.hidden else "public"
-            if o.passed:
-                lines.append(f"- {kind} test {o.test.index + 1}: passed")
-            else:
-                detail = o.message.replace("\n", " ")
-                lines.append(f"- {kind} test {o.test.index + 1}: failed: {detail}")
+            lines += ["- " + line.replace("\n", " ") for line in o.report_lines()]
         lines.append("")
     return "\n".join(lines)
 

@@ -71,13 +71,13 @@ def find_notebook(path: Path, assignment: Assignment) -> tuple[Path, list[str]]:
             pys = [p for p in files if p.suffix == ".py"]
             if len(pys) == 1:
                 notes.append(f"You submitted {pys[0].name}, not a notebook: it was graded as one code cell. "
-                             f"Submit {assignment.name}.ipynb next time.")
+                             f"Submit {assignment.notebook_name} next time.")
                 return pys[0], notes
             names = ", ".join(p.name for p in files[:5]) or "nothing"
             raise SubmissionError(" ".join(notes + [f"No notebook found in your submission (it holds: {names}). "
-                                                    f"Submit {assignment.name}.ipynb."]))
+                                                    f"Submit {assignment.notebook_name}."]))
         if len(nbs) > 1:
-            named = [p for p in nbs if p.name == f"{assignment.name}.ipynb"]
+            named = [p for p in nbs if p.name == assignment.notebook_name]
             chosen = named[0] if named else nbs[0]
             notes.append(f"Your submission holds {len(nbs)} notebooks; {chosen.name} was graded. "
                          "Submit only one.")
@@ -87,9 +87,37 @@ def find_notebook(path: Path, assignment: Assignment) -> tuple[Path, list[str]]:
         raise SubmissionError(f"{path.name}: file not found")
     if path.suffix != ".ipynb" and path.suffix == ".py":
         notes.append(f"{path.name} is not a notebook: it was graded as one code cell.")
-    elif path.name != f"{assignment.name}.ipynb":
-        notes.append(f"Your notebook is named {path.name}; expected {assignment.name}.ipynb (graded anyway).")
+    elif path.name != assignment.notebook_name:
+        notes.append(f"Your notebook is named {path.name}; expected {assignment.notebook_name} (graded anyway).")
     return path, notes
+
+
+MAX_STUDENT_FILE_BYTES = 8 << 20
+
+
+def read_student_files(folder: Path | None, wanted: tuple[str, ...]) -> tuple[list[tuple[str, bytes]], list[str]]:
+    """The files an otter assignment asks the student to submit beside the
+    notebook (``student_files``, names from the packaged assignment, never
+    from the submission), read from the submission folder as the notebook
+    is (found by :func:`_regular_files`, so no link is followed; read by
+    :func:`read_submission_file`, at most ``MAX_STUDENT_FILE_BYTES`` each),
+    and a note per file missing or refused (all are missing when the
+    submission is a notebook alone, ``folder`` None). They are only ever written
+    into the sandbox (``otter_runtime.runtime_cells``)."""
+    if not wanted:
+        return [], []
+    present = {str(p.relative_to(folder)): p for p in _regular_files(folder)[0]} if folder else {}
+    found, notes = [], []
+    for rel in wanted:
+        if rel not in present:
+            notes.append(f"Your submission has no {rel}: submit it beside your notebook (otter's export cell puts "
+                         "it in the zip); the tests that use it fail without it.")
+            continue
+        try:
+            found.append((rel, read_submission_file(present[rel], MAX_STUDENT_FILE_BYTES)))
+        except SubmissionError as e:
+            notes.append(f"{e} The tests that use {rel} fail without it.")
+    return found, notes
 
 
 def read_submission_file(path: Path, limit: int = MAX_NOTEBOOK_BYTES) -> bytes:

@@ -221,7 +221,9 @@ def check_master(path) -> MasterCheck:
     from autograder.grade import grade_cells
 
     built = prepare_master(Path(path))
-    sol = grade_cells(built.packaged, grading_cells(built.key), "solution", diagnose_mistakes=False)
+    model_files = [(rel, (Path(path).parent / rel).read_bytes()) for rel in built.packaged.student_files]
+    sol = grade_cells(built.packaged, grading_cells(built.key), "solution", diagnose_mistakes=False,
+                      submitted_files=model_files)  # the key hands in the master's student_files, as otter's does
     blank = grade_cells(built.packaged, grading_cells(built.student), "blank", diagnose_mistakes=False)
     check = MasterCheck(built.master.name, (sol.score, sol.max_score), (blank.score, blank.max_score))
     for qr in blank.questions:

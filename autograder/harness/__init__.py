@@ -97,6 +97,12 @@ Invariants (trusted side). Each: where it is enforced; the test that proves it.
 - The grader never imports, looks up or dispatches on a name or module
   name the sandbox sent: modules come from ``Assignment.modules``
   (``trusted.master_module``). test_adversarial ``module_name_lies``.
+- A module the student submits (otter's ``student_files``) is imported
+  only in the sandbox: a test's import of it is a handle
+  (``trusted.test_builtins``, ``Op.IMPORT``), the names are fixed at build
+  time (``Assignment.student_modules``) and never preloaded
+  (``build.student_modules``). test_otter_format
+  ``test_a_submitted_module_is_imported_in_the_sandbox_never_by_the_grader``.
 - Only ``WireError`` leaves the decoder, whatever the tree
   (``wire.decode``); a test's failure of any kind but the grader being
   stopped is a failed test (``trusted._run_test`` catches BaseException,

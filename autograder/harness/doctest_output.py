@@ -18,6 +18,8 @@ import ast
 import doctest
 import io
 
+from autograder.harness.wire import clean_text
+
 _CONTINUATION = (ast.If, ast.For, ast.While, ast.With, ast.Try, ast.FunctionDef, ast.AsyncFunctionDef,
                  ast.ClassDef, ast.AsyncFor, ast.AsyncWith)
 
@@ -54,7 +56,12 @@ class _Runner(doctest.DocTestRunner):
         if isinstance(exc_info[1], self.fatal) and self.raised is None:
             self.raised = exc_info[1]
         if not self.problem:
-            self.problem = f"`{example.source.strip()}` raised {exc_info[0].__name__}: {str(exc_info[1])[:300]}"
+            info = getattr(exc_info[1], "info", None)  # a StudentError: the student's code raised, in the sandbox
+            if type(info) is dict and type(info.get("type")) is str:
+                what = f"{clean_text(info['type'], 100)} in your code: {clean_text(info.get('message'), 300)}"
+            else:
+                what = f"{exc_info[0].__name__}: {str(exc_info[1])[:300]}"
+            self.problem = f"`{example.source.strip()}` raised {what}"
 
 
 def run_ok_test(code: str, expected: str, ns: dict, name: str, fatal: tuple[type, ...]) -> tuple[bool, str]:
@@ -72,12 +79,12 @@ def run_ok_test(code: str, expected: str, ns: dict, name: str, fatal: tuple[type
 
 def ok_outcome(test, ns: dict, fatal: tuple[type, ...]):
     """The outcome of an OK-format test case (a ``TestOutcome``): a hidden
-    test's message names neither its code nor what it printed."""
+    test's message names neither its code nor what it printed. (The test's
+    success and failure messages are added by ``TestOutcome.report_lines``.)"""
     from autograder.records import TestOutcome
 
     passed, problem = run_ok_test(test.code, test.expected_output or "", ns,
                                   f"{test.question} {test.index + 1}", fatal)
     if passed:
-        return TestOutcome(test, True, test.success_message)
-    told = test.failure_message or ("a hidden test failed" if test.hidden else problem)
-    return TestOutcome(test, False, told[:1500])
+        return TestOutcome(test, True, "")
+    return TestOutcome(test, False, ("a hidden test failed" if test.hidden else problem)[:1500])

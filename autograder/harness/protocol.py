@@ -47,6 +47,7 @@ class Op:
     GETITEM = "getitem"  # an item ("key") of a handle or name
     LEN = "len"  # len() of a handle or name
     LIST = "list"  # the items of an iterable handle or name
+    IMPORT = "import"  # a module the student submitted ("module"), imported here: answered by a handle
     FORK_VARIANT = "fork_variant"  # diagnosis only: serve a fork with "code" (a mutant) executed in it
     BYE = "bye"  # stop serving (a forked variant ends; the parent serves again)
 

@@ -61,15 +61,18 @@ class Session:
         sandbox: the student's process.
         declared: names tests may fetch from the student (``Assignment.student_names``).
         modules: alias -> module of the answer key's imports (``Assignment.modules``).
+        student_modules: modules the student submits (``Assignment.student_modules``):
+            a test's import of one is :meth:`student_module`.
         deadline: ``time.monotonic()`` by which the question must be done.
         byte_budget, bytes_left: reply bytes a question may receive in all, and still (set per question).
         recording: calls to student functions, for diagnosis.
     """
 
-    def __init__(self, sandbox: Sandbox, declared=(), modules: dict[str, str] | None = None):
+    def __init__(self, sandbox: Sandbox, declared=(), modules: dict[str, str] | None = None, student_modules=()):
         self.sandbox = sandbox
         self.declared = frozenset(declared)
         self.modules = dict(modules or {})
+        self.student_modules = frozenset(student_modules)
         self.deadline = float("inf")
         self.bytes_left = self.byte_budget = float("inf")
         self.recording: list[RecordedCall] | None = None
@@ -161,6 +164,18 @@ class Session:
 
     def get(self, name: str):
         return self.request({"op": Op.GET, "name": name})
+
+    def student_module(self, module: str) -> "RemoteObject":
+        """A module the student submitted, imported in the sandbox (never
+        here): a handle whose attributes come back as data, whose functions
+        are called there. ``module`` comes from the test's code, and only
+        names under :attr:`student_modules` are asked for."""
+        if module.split(".")[0] not in self.student_modules:
+            raise ImportError(f"{module} is not a module the student submits")
+        value = self.request({"op": Op.IMPORT, "module": module})
+        if not isinstance(value, RemoteObject):
+            raise ImportError(f"importing the student's {module} did not give a module")
+        return value
 
 
 def _copy_back(original, tree, blobs) -> None:

@@ -10,6 +10,7 @@ process never sees the tests, the expected values or the results file.
 """
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import traceback
@@ -168,6 +169,8 @@ class Server:
                 if len(out) > MAX_ITER_ITEMS:
                     raise ValueError("iterable too long to send back")
             return out
+        if op == Op.IMPORT:  # a test's import of a module the student submitted (otter's student_files)
+            return importlib.import_module(str(msg["module"]))
         if op == Op.FORK_VARIANT:  # only the diagnosis sandbox gets this (answer key + one mutant)
             self.fork_variant(msg["code"])
             return {"__variant_end__": True}
@@ -276,7 +279,9 @@ def prepare(start: dict, limits: SandboxLimits, keep_fds: set[int]) -> list:
     if torch is not None:  # the same numbers on CPU and GPU: no TF32 shortcuts
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
-    return jail.enter_sandbox(start["workdir"], start.get("user"), limits, keep_fds)
+    layers = jail.enter_sandbox(start["workdir"], start.get("user"), limits, keep_fds)
+    sys.path.insert(0, "")  # the working folder, as in a Jupyter kernel: the student's own modules import
+    return layers
 
 
 def serve_forked(req_fd: int, resp_fd: int) -> None:

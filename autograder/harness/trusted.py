@@ -92,6 +92,8 @@ def preimport(assignment: Assignment) -> None:
     for question in assignment.questions:
         for test in question.tests:
             for name in _imported_modules(test.code):
+                if name.split(".")[0] in assignment.student_modules:
+                    continue  # the student's own module: imported in the sandbox only (``test_builtins``)
                 try:
                     importlib.import_module(name)
                 except Exception:  # noqa: BLE001 - not a module (``from m import f``), or the test will report it
@@ -119,22 +121,70 @@ def run_test(test: TestCase, session: Session, seed: int) -> TestOutcome:
             torch.set_grad_enabled(saved[1])
 
 
+def test_builtins(session: Session):
+    """The builtins a test runs with: Python's own, but for an otter
+    assignment whose student submits Python files (``student_files``) an
+    ``__import__`` that serves those modules from the sandbox.
+
+    Why: a test such as otter-example's ``import student_file; assert
+    student_file.FOO == 1`` imports code the student wrote. Otter runs it in
+    the student's kernel; importing it here would run student code in the
+    grader. Instead the sandbox imports it (``Op.IMPORT``: the file was
+    written into its working folder with the notebook's ``files:``) and the
+    test gets a handle (``proxy.RemoteObject``): ``student_file.FOO`` comes
+    back as data, ``student_file.f(x)`` runs there, like the notebook's own
+    names. Which modules are the student's is fixed at build time
+    (``Assignment.student_modules``); every other import is the grader's
+    own, as before. ``import pkg.mod`` binds ``pkg``, ``from pkg.mod import
+    f`` reads ``f`` of ``pkg.mod``, as Python's import does."""
+    if not session.student_modules:
+        return builtins
+    real = builtins.__import__
+
+    def __import__(name, globals=None, locals=None, fromlist=(), level=0):  # noqa: A001 - the hook's name
+        if level or name.split(".")[0] not in session.student_modules:
+            return real(name, globals, locals, fromlist, level)
+        module = session.student_module(name)
+        return module if fromlist or "." not in name else session.student_module(name.split(".")[0])
+
+    return {**vars(builtins), "__import__": __import__}
+
+
+def _student_import(session: Session, what: str):
+    """A master's alias (``names.module_aliases``: ``module`` or
+    ``module:attribute``) of a module the student submits, from the sandbox."""
+    module, _, attr = what.partition(":")
+    top = session.student_module(module.split(".")[0])
+    if "." in module and not attr:
+        return top
+    value = session.student_module(module)
+    return getattr(value, attr) if attr else value
+
+
 def test_namespace(test_reads: frozenset[str], session: Session, seed: int) -> tuple[dict, dict[str, str]]:
     """The globals a test runs in, and why a declared name is missing.
 
-    Builtins, ``seed`` and ``device`` are the grader's; a module alias is
-    the master's module, imported here; a name is fetched from the student
+    Builtins, ``seed`` and ``device`` are the grader's (but imports of the
+    student's own modules, :func:`test_builtins`); a module alias is the
+    master's module, imported here; a name is fetched from the student
     only if the answer key declares it (``Session.declared``) and the test
     reads it before binding it. Nothing else of the student's is looked at."""
     sandbox = session.sandbox
-    ns: dict = {"__builtins__": builtins, "__name__": "__sodl_test__", "seed": seed,
+    ns: dict = {"__builtins__": test_builtins(session), "__name__": "__sodl_test__", "seed": seed,
                 "device": sandbox.limits.device}
     missing: dict[str, str] = {}
     for name in sorted(test_reads):
         if name in ns or name in BUILTIN_NAMES:
             continue
         if name in session.modules:
-            module = master_module(session.modules[name])
+            what = session.modules[name]
+            if what.split(":")[0].split(".")[0] in session.student_modules:  # the key imports the student's module
+                try:
+                    ns[name] = _student_import(session, what)
+                except StudentError as e:
+                    missing[name] = _student_error_message(e.info)
+                continue
+            module = master_module(what)
             if module is not None:
                 ns[name] = module
         elif name in session.declared and name in sandbox.names:
@@ -267,7 +317,7 @@ def grade_sandbox(assignment: Assignment, sandbox: Sandbox, seed: int, question_
     """Grade every question (or those in ``only``) against a started sandbox.
     Returns the results and, per question that lost points, the calls its
     tests made (what the diagnosis replays on each mutant)."""
-    session = Session(sandbox, assignment.student_names, dict(assignment.modules))
+    session = Session(sandbox, assignment.student_names, dict(assignment.modules), assignment.student_modules)
     results = []
     recordings: dict[str, list[RecordedCall]] = {}
     for question in assignment.questions:

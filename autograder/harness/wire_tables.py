@@ -1,5 +1,6 @@
 """Runs in: both the grader and the sandbox. Plain-data wire forms for the
-objects real otter courses test: pandas ``DataFrame`` and ``Series``, and
+objects real otter courses test: pandas ``DataFrame`` and ``Series``,
+datascience ``Table`` (Data 8), numpy structured and record arrays, and
 generators.
 
 A table travels as its parts, each already a wire form: column labels and
@@ -12,7 +13,14 @@ in the sandbox as a handle, as before. A generator is drawn in the sandbox
 (student code runs there, within the call's time limit) up to
 ``MAX_GENERATOR_ITEMS`` items and arrives as an iterator over them: tests
 such as ``f = fiberator(); assert next(f) == 0`` (otter's tutorial) work, and
-an infinite generator costs a bounded amount.
+an infinite generator costs a bounded amount. A ``Table`` travels as its
+labels (strings) and columns (plain arrays, text included, or lists of plain
+scalars) and is rebuilt with the receiver's own ``datascience`` (display
+formats stay behind). A structured array (``ndarray``, ``recarray``, or one
+record, ``numpy.void``/``numpy.record``) travels as one plain array per field
+(a field may be a plain sub-array, ``('pos', 'f8', (3,))``) and is rebuilt
+field by field into a packed dtype of the same names; nested records or
+object fields keep it in the sandbox as a handle.
 
 Hooks: ``wire.Encoder.encode`` calls :func:`encode` before making a handle,
 ``wire.decode`` calls :func:`decode` for the tags in :data:`TAGS`.
@@ -25,7 +33,7 @@ import types
 
 import numpy as np
 
-TAGS = ("dataframe", "series", "iterator")
+TAGS = ("dataframe", "series", "iterator", "table", "records")
 MAX_GENERATOR_ITEMS = 10_000
 MAX_COLUMNS = 10_000
 _SCALARS = (str, int, float, bool, type(None))
@@ -67,12 +75,55 @@ def _label(enc, label, depth: int):
     raise NotPlain
 
 
+def _plain_field(dt: np.dtype) -> bool:
+    """A structured array's field that travels as a plain array: numbers,
+    booleans, text or dates, or a fixed-size sub-array of them."""
+    base = dt.subdtype[0] if dt.subdtype is not None else dt
+    return not base.hasobject and base.fields is None and base.subdtype is None and base.itemsize > 0 \
+        and base.kind in "biufcSUMm"
+
+
+def _records(enc, x):
+    """A structured array, recarray or record scalar as one array per field."""
+    arr = np.asarray(x)
+    names = arr.dtype.names
+    if not names or len(names) > MAX_COLUMNS or not all(_plain_field(arr.dtype.fields[n][0]) for n in names):
+        raise NotPlain
+    return {"__t__": "records", "names": list(names), "shape": list(arr.shape),
+            "fields": [enc.array(np.ascontiguousarray(arr[n]), "ndarray") for n in names],
+            "kind": {np.ndarray: "array", np.recarray: "recarray", np.void: "void", np.record: "record"}[type(x)]}
+
+
+def _datascience_table(enc, x, depth: int):
+    labels = list(x.labels)
+    if len(labels) > MAX_COLUMNS or not all(type(label) is str for label in labels):
+        raise NotPlain
+    columns = []
+    for label in labels:
+        col = x.column(label)
+        if type(col) is np.ndarray and col.ndim == 1 and _plain_field(col.dtype) and col.dtype.subdtype is None:
+            columns.append(enc.array(np.ascontiguousarray(col), "ndarray"))
+        else:
+            columns.append(_column(enc, col, depth))
+    return {"__t__": "table", "labels": labels, "columns": columns}
+
+
 def encode(enc, x, depth: int):
-    """The wire form of ``x`` if it is a table or a generator, else None."""
+    """The wire form of ``x`` if it is a table, records or a generator, else None."""
     t = type(x)
     if t is types.GeneratorType:
         items = list(itertools.islice(x, MAX_GENERATOR_ITEMS))
         return {"__t__": "iterator", "v": [enc.encode(v, depth + 1) for v in items]}
+    blobs_before = len(enc.blobs)
+    ds = sys.modules.get("datascience.tables")
+    try:
+        if t in (np.ndarray, np.recarray, np.void, np.record) and x.dtype.names:
+            return _records(enc, x)
+        if ds is not None and t is getattr(ds, "Table", None):
+            return _datascience_table(enc, x, depth)
+    except NotPlain:
+        del enc.blobs[blobs_before:]
+        return None
     pd = _pandas()
     if pd is None or t not in (pd.DataFrame, pd.Series):
         return None
@@ -101,6 +152,10 @@ def decode(tree: dict, decode_part, error: type):
         if type(items) is not list or len(items) > MAX_GENERATOR_ITEMS:
             raise error("malformed iterator")
         return iter(items)
+    if tag == "records":
+        return _decode_records(tree, decode_part, error)
+    if tag == "table":
+        return _decode_table(tree, decode_part, error)
     try:
         import pandas as pd
     except ImportError:
@@ -150,3 +205,58 @@ def decode(tree: dict, decode_part, error: type):
     frame = pd.DataFrame({k: d for k, d in enumerate(data)}, index=idx)
     frame.columns = pd.Index(cols) if cols else frame.columns
     return frame
+
+
+def _decode_records(tree: dict, decode_part, error: type):
+    """A structured array rebuilt from its fields: each a plain array of the
+    array's shape (plus the field's sub-array shape); names unique strings."""
+    names, shape, kind = tree["names"], tree["shape"], tree["kind"]
+    if type(names) is not list or not names or len(names) > MAX_COLUMNS or len(set(names)) != len(names) \
+            or any(type(n) is not str or not n for n in names):
+        raise error("malformed record field names")
+    if type(shape) is not list or len(shape) > 32 or any(type(d) is not int or d < 0 for d in shape):
+        raise error("malformed record shape")
+    fields = [decode_part(f) for f in tree["fields"]] if type(tree["fields"]) is list else None
+    if fields is None or len(fields) != len(names) or any(
+            type(f) is not np.ndarray or list(f.shape[:len(shape)]) != shape for f in fields):
+        raise error("a record array's fields and shape disagree")
+    if kind not in ("array", "recarray", "void", "record") or (kind in ("void", "record") and shape):
+        raise error("malformed record kind")
+    dtype = np.dtype([(n, f.dtype, f.shape[len(shape):]) for n, f in zip(names, fields)])
+    out = np.empty(tuple(shape), dtype)
+    for n, f in zip(names, fields):
+        out[n] = f
+    if kind == "recarray":
+        return out.view(np.recarray)
+    if kind == "record":
+        return out.view(np.recarray)[()]
+    return out[()] if kind == "void" else out
+
+
+def _decode_table(tree: dict, decode_part, error: type):
+    """A datascience ``Table`` rebuilt with this side's own datascience:
+    string labels, unique; one-dimensional columns of one length."""
+    labels, parts = tree["labels"], tree["columns"]
+    if type(labels) is not list or type(parts) is not list or len(labels) != len(parts) \
+            or len(labels) > MAX_COLUMNS or any(type(label) is not str for label in labels) \
+            or len(set(labels)) != len(labels):
+        raise error("malformed table labels")
+    columns = []
+    for part in parts:
+        v = decode_part(part)
+        if type(v) is np.ndarray and v.ndim == 1:
+            columns.append(v)
+        elif type(v) is list and all(type(e) in _SCALARS or (isinstance(e, np.generic) and type(e).__module__ == "numpy"
+                                                              and e.dtype.names is None) for e in v):
+            column = np.empty(len(v), dtype=object)  # of plain values checked here: the sender's column was
+            column[:] = v  # of mixed types (object dtype), which a list given to datascience would not keep
+            columns.append(column)
+        else:
+            raise error("a table column must be a one-dimensional array or a list of plain values")
+    if len({len(c) for c in columns}) > 1:
+        raise error("a table's columns disagree in length")
+    try:
+        from datascience import Table
+    except ImportError:
+        raise error("a Table arrived but datascience is not installed on this side") from None
+    return Table().with_columns(*[x for pair in zip(labels, columns) for x in pair])

@@ -27,13 +27,6 @@ pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not MASTERS.is_dir(), reason=f"no otter masters at {MASTERS} "
                                  "(CI clones the repo with a copy of shared/ beside it)")]
 
-# The otter-example master's q1 (all or nothing) ends with `import student_file`, a module the student
-# submits beside the notebook (`student_files:`); otter's own `otter run` scores that solution 25/41.
-# sodl does not yet bring a submission's extra files into the sandbox and proxy a test's import of them.
-STUDENT_MODULE = pytest.mark.xfail(strict=True, reason="a test imports a student-submitted module "
-                                   "(student_files); not supported yet, see issue 14's report")
-
-
 def _run(cmd, cwd, timeout=300):
     r = subprocess.run([str(c) for c in cmd], cwd=cwd, capture_output=True, text=True, timeout=timeout)
     assert r.returncode == 0, f"{cmd[0]} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
@@ -71,11 +64,16 @@ def built(request, tmp_path_factory):
     _run([BIN / "otter", "run", "-a", next((tmp / "otter" / "autograder").glob("*.zip")), "-o", blank_dir,
           blank_dir / master.name], blank_dir)
     otter_blank = json.loads((blank_dir / "results.json").read_text())
-    # sodl grade on the zip: the solution (our answer key) and the blank student notebook
+    # sodl grade on the zip: the solution (our answer key, with the files a student submits beside it,
+    # `student_files`, as otter's export zip holds them) and the blank student notebook
+    from autograder.otter_format import parse_otter_master
+
     subs = tmp / "subs"
-    for label, folder in (("solution", "solution"), ("blank", "student")):
+    for label, folder, extra in (("solution", "solution", parse_otter_master(master).config.get("student_files", [])),
+                                 ("blank", "student", [])):
         (subs / label).mkdir(parents=True)
-        shutil.copy(ours / folder / master.name, subs / label / master.name)
+        for rel in [master.name, *extra]:
+            shutil.copy(ours / folder / rel, subs / label / rel)
     _run([BIN / "sodl", "grade", "--zip", next(ours.glob("*-autograder.zip")), subs / "solution", subs / "blank",
           "--out", tmp / "grades", "--jobs", "2"], tmp)
     with open(tmp / "grades" / "gradebook.csv") as f:
@@ -132,10 +130,11 @@ def test_files_reach_student_folder_and_zip(built):
         assert (ours / "student" / rel).is_file() and rel in shipped
 
 
-def test_solution_scores_full_marks_with_otters_maximum(built, request):
+def test_solution_scores_full_marks_with_otters_maximum(built):
+    """otter-example's q1 (all or nothing) ends with `import student_file`, a
+    module the student submits beside the notebook (`student_files`): the
+    sandbox imports it, the test reads it through a proxy."""
     master, _, ours, otter_blank, rows = built
-    if master.parent.parent.name.startswith("otter-example"):
-        request.applymarker(STUDENT_MODULE)
     otter_max = sum(t["max_score"] for t in otter_blank["tests"] if "max_score" in t)
     sol = rows["solution"]
     assert float(sol["max_score"]) == pytest.approx(otter_max)

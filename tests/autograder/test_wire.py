@@ -145,3 +145,82 @@ def test_decoded_strings_carry_no_lone_surrogates():
     assert out[0][0] == "a" and out[0][-1] == "b" and set(out[0][1:-1]) == {"\ufffd"}
     assert set(key) == {"\ufffd"}
     assert out[0].encode("utf-8") and key.encode("utf-8")
+
+
+def _handle_maker(handles):
+    def make_handle(obj):
+        handles.append(obj)
+        return {"__t__": "handle", "id": len(handles), "type": type(obj).__name__}
+    return make_handle
+
+
+def test_structured_and_record_arrays_arrive_as_real_numpy_records():
+    """Plain fields (numbers, text, dates, fixed sub-arrays), rebuilt field by
+    field: an ndarray stays an ndarray, a recarray a recarray, one record a
+    numpy.void / numpy.record."""
+    a = np.zeros(3, dtype=[("x", "<f8"), ("name", "<U5"), ("pos", "<i4", (2,)), ("t", "<M8[s]")])
+    a["x"], a["name"], a["pos"] = [0.5, np.nan, 3.0], ["ab", "cde", ""], [[1, 2], [3, 4], [5, 6]]
+    r = a.view(np.recarray)
+    out = _roundtrip([a, r, a[1], r[2], np.zeros((2, 0), dtype=[("u", "u1")])])
+    assert [type(v) for v in out] == [np.ndarray, np.recarray, np.void, np.record, np.ndarray]
+    assert out[0].dtype == a.dtype and np.array_equal(out[0]["x"], a["x"], equal_nan=True)
+    assert out[0]["name"].tolist() == ["ab", "cde", ""] and out[1].pos.tolist() == [[1, 2], [3, 4], [5, 6]]
+    assert out[2]["name"] == "cde" and out[3].x == 3.0 and out[4].shape == (2, 0)
+    assert out[0].flags.writeable
+
+
+def test_records_with_object_or_nested_fields_stay_handles():
+    handles = []
+    nested = np.zeros(2, dtype=[("inner", [("a", "<f8")])])
+    objects = np.array([(1, None)], dtype=[("a", "<i8"), ("o", "O")])
+    tree, blobs = wire.encode_value([nested, objects], _handle_maker(handles))
+    assert blobs == [] and all(isinstance(h, wire.Handle) for h in wire.decode(tree, blobs)) and len(handles) == 2
+
+
+@pytest.mark.parametrize("change", [
+    {"names": ["x", "x"]}, {"names": []}, {"names": [1]}, {"shape": [4]}, {"shape": [-1]}, {"kind": "pickle"},
+    {"kind": "void"}, {"fields": [{"__t__": "npscalar", "blob": 0, "dtype": "<f8", "shape": []}]},
+    {"fields": [{"__t__": "handle", "id": 1, "type": "x"}]},
+])
+def test_malformed_records_are_refused(change):
+    tree = {"__t__": "records", "names": ["x"], "shape": [2], "kind": "array",
+            "fields": [{"__t__": "ndarray", "blob": 0, "dtype": "<f8", "shape": [2]}]}
+    with pytest.raises(wire.WireError):
+        wire.decode({**tree, **change}, [bytearray(16)], handle_factory=lambda h: object())
+
+
+def test_a_blob_is_not_shared_by_two_columns_of_a_table():
+    """Two fields (or columns) naming one blob would alias one buffer."""
+    field = {"__t__": "ndarray", "blob": 0, "dtype": "<f8", "shape": [2]}
+    with pytest.raises(wire.WireError, match="twice"):
+        wire.decode({"__t__": "records", "names": ["x", "y"], "shape": [2], "kind": "array", "fields": [field, field]},
+                    [bytearray(16)])
+
+
+def test_a_datascience_table_arrives_as_a_real_table():
+    from datascience import Table
+
+    t = Table().with_columns("n", np.array([1, 2, 3]), "name", np.array(["a", "bb", "c"]),
+                             "mixed", np.array([1, "x", 2.5], dtype=object), "f", [0.5, np.nan, 2.0])
+    out = _roundtrip(t)
+    assert type(out) is Table and out.labels == t.labels and out.num_rows == 3
+    assert out.column("n").dtype == t.column("n").dtype and out.column("n").tolist() == [1, 2, 3]
+    assert out.column("name").tolist() == ["a", "bb", "c"] and out.column("mixed").tolist() == [1, "x", 2.5]
+    assert np.array_equal(out.column("f"), t.column("f"), equal_nan=True)
+    assert type(_roundtrip(Table())) is Table and _roundtrip(Table()).num_columns == 0
+
+
+def test_a_table_with_object_cells_stays_a_handle_and_a_forged_one_is_refused():
+    from datascience import Table
+
+    handles = []
+    tree, blobs = wire.encode_value(Table().with_columns("o", np.array([object()], dtype=object)),
+                                    _handle_maker(handles))
+    assert isinstance(wire.decode(tree, blobs), wire.Handle) and blobs == []
+    col = {"__t__": "ndarray", "blob": 0, "dtype": "<f8", "shape": [2]}
+    for bad in ({"labels": ["a", "a"], "columns": [col, [1.0, 2.0]]}, {"labels": [1], "columns": [col]},
+                {"labels": ["a", "b"], "columns": [col, [1.0]]},
+                {"labels": ["a"], "columns": [[{"__t__": "handle", "id": 1, "type": "x"}, 1]]},
+                {"labels": ["a"], "columns": [{"__t__": "ndarray", "blob": 0, "dtype": "<f8", "shape": [1, 2]}]}):
+        with pytest.raises(wire.WireError):
+            wire.decode({"__t__": "table", **bad}, [bytearray(16)], handle_factory=lambda h: object())
