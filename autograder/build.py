@@ -88,6 +88,7 @@ def execute_key(built: BuiltWeek, timeout: int = 600) -> nbformat.NotebookNode:
     """Run the answer key top to bottom (plots included) in a scratch folder
     that also holds the week's data, as a student's folder would."""
     from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
 
     src_dir = built.week.master_path.parent
     nb = nbformat.from_dict(built.key)
@@ -98,8 +99,19 @@ def execute_key(built: BuiltWeek, timeout: int = 600) -> nbformat.NotebookNode:
         nbformat.write(nb, str(Path(tmp) / f"{built.week.name}.ipynb"))
         client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                                 resources={"metadata": {"path": tmp}})
-        client.execute()
+        try:
+            client.execute()
+        except CellExecutionError as e:
+            raise key_failed(built.week.master_path, e) from None
     return nb
+
+
+def key_failed(master: Path, error: Exception) -> UserError:
+    """The answer key raised while executed: the error's last line (the
+    exception, without nbclient's colour codes) and what to do."""
+    last = re.sub(r"\x1b\[[0-9;]*m", "", str(error).strip().splitlines()[-1])[:500]
+    return UserError(f"{master}: the answer key failed to execute (fix the master, or build with "
+                     f"--no-execute): {last}")
 
 
 def sample_submissions(built: BuiltWeek) -> dict[str, nbformat.NotebookNode]:
@@ -276,9 +288,7 @@ def build_master(path: Path, out: Path, wheel: Path, execute: bool = True) -> di
             NotebookClient(run, timeout=600, kernel_name="python3",
                            resources={"metadata": {"path": str(base / "solution")}}).execute()
         except CellExecutionError as e:
-            last = re.sub(r"\x1b\[[0-9;]*m", "", str(e).strip().splitlines()[-1])[:500]
-            raise UserError(f"{path}: the answer key failed to execute (fix the master, or build with "
-                            f"--no-execute): {last}") from None
+            raise key_failed(path, e) from None
         (base / "solution" / ".OTTER_LOG").unlink(missing_ok=True)
         key = nbformat.from_dict(built.key)
         for done, cell in zip(run.cells, key.cells):

@@ -51,9 +51,8 @@ def cmd_list(args) -> int:
 
 
 def cmd_build(args) -> int:
-    from autograder import workers
     from autograder.build import build_week
-    from autograder.week_check import check_week, format_table
+    from autograder.week_check import WeekChecker, failed_week, format_table
     from autograder.gradescope_env import build_wheel
 
     masters = [Path(w) for w in args.weeks if w.endswith(".ipynb")]
@@ -63,20 +62,30 @@ def cmd_build(args) -> int:
     out = Path(args.out)
     wheel = build_wheel(out / "_wheel")
     failed = []
-    with workers.pool(args.jobs) as executor:
+    with WeekChecker(args.jobs, "build") as checker:
         for w in weeks:
             t0 = time.monotonic()
-            paths = build_week(w, out, wheel, execute=not args.no_execute)
+            try:
+                paths = build_week(w, out, wheel, execute=not args.no_execute)
+            except Exception as e:  # noqa: BLE001 - a line of the report, and the next week
+                failed.append(failed_week(w.name, "build", e, f"sodl build {w.name}"))
+                print(f"{w.name}: BUILD FAILED ({time.monotonic() - t0:.1f} s): {failed[-1].failure}", flush=True)
+                continue
             verdict = ""
             if not args.no_check:  # every mutant must lose points and be diagnosed as itself
-                c = check_week(w, executor)
-                verdict = "; checked" if c.ok else "; CHECK FAILED"
+                c = checker.check(w)
+                verdict = "; checked" if c.ok else f"; CHECK FAILED{': ' + c.failure if c.failure else ''}"
                 if not c.ok:
                     failed.append(c)
             print(f"{w.name}: {paths['zip']}  ({time.monotonic() - t0:.1f} s{verdict})", flush=True)
     if failed:
         print(format_table(failed))
-        print("sodl build: the tests of these weeks cannot tell every mistake apart (see FAIL above)", file=sys.stderr)
+        unfinished = [c.week for c in failed if c.failure]
+        if len(unfinished) < len(failed):
+            print("sodl build: the tests of these weeks cannot tell every mistake apart (see FAIL above)",
+                  file=sys.stderr)
+        if unfinished:
+            print(f"sodl build: not built or not checked: {', '.join(unfinished)} (see FAIL above)", file=sys.stderr)
         return 1
     return 0
 
@@ -184,20 +193,21 @@ def cmd_gradescope(args) -> int:
 
 
 def cmd_check(args) -> int:
-    from autograder.week_check import check_week, format_table
-
-    from autograder import workers
+    from autograder.week_check import WeekChecker, format_table
 
     masters = [Path(w) for w in args.weeks if w.endswith(".ipynb")]
     if masters:
         return _check_masters(masters)
     _, weeks = _weeks(args)
     checks = []
-    with workers.pool(args.jobs) as executor:
+    with WeekChecker(args.jobs) as checker:
         for w in weeks:
             t0 = time.monotonic()
-            c = check_week(w, executor)
+            c = checker.check(w)
             checks.append(c)
+            if c.failure:
+                print(f"{w.name}: FAILED ({time.monotonic() - t0:.1f} s): {c.failure}", flush=True)
+                continue
             print(f"{w.name}: {'ok' if c.ok else 'FAILED'} ({time.monotonic() - t0:.1f} s; grading the solution: "
                   f"{c.solution_seconds:.1f} s, peak memory {c.sandbox_mb:.0f} MB sandbox + {c.grader_mb:.0f} MB "
                   f"grader)", flush=True)

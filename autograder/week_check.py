@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from autograder import student_loop, workers
 from autograder.build import BuiltWeek, prepare
 from autograder.course import Week
+from autograder.errors import UserError
 from autograder.grade import grade_cells_job
 from autograder.submission import grading_cells
 
@@ -50,13 +51,23 @@ class CheckLine:
 
 @dataclass
 class WeekCheck:
-    """All verdicts for one week, and how long grading the solution took."""
+    """All verdicts for one week, and how long grading the solution took.
+
+    Attributes:
+        week: week name.
+        lines: the verdicts.
+        solution_seconds: grading the answer key, wall-clock.
+        sandbox_mb, grader_mb: peak memory of that grading, per side.
+        failure: why the week could not be built or checked to the end
+            ("" when it could; see :func:`failed_week`).
+    """
 
     week: str
     lines: list[CheckLine] = field(default_factory=list)
     solution_seconds: float = 0.0
     sandbox_mb: float = 0.0
     grader_mb: float = 0.0
+    failure: str = ""
 
     def gradescope_warnings(self) -> list[str]:
         """Why this week might not fit Gradescope's default machine."""
@@ -126,6 +137,55 @@ def check_week(week: Week, executor) -> WeekCheck:
             report.lines.append(CheckLine(week.name, f"{q.name}/*", f">= {MIN_MUTANTS} mutants", n, MIN_MUTANTS,
                                           False, f"only {n} mutant(s) in mutants.yml"))
     return report
+
+
+def failed_week(week: str, stage: str, error: Exception, command: str) -> WeekCheck:
+    """A week whose build or check could not finish, as one failing line
+    of the table: which week, what failed, what to do. The TA gets this
+    line, never a traceback, and the other weeks go on (issue 13).
+
+    ``stage``: "build" or "grading", where it failed. ``command``: the
+    command that does this week alone, to run again. A ``UserError`` (the
+    week's "master") says what to fix in the week; anything else is the
+    machinery's failure (a sandbox that did not start, a grading worker
+    that died), which says nothing about the week's tests."""
+    if isinstance(error, UserError):
+        stage, detail = "master", " ".join(str(error).split())[:1000]
+    else:
+        message = " ".join(str(error).split())[:300]
+        detail = (f"the grading machinery failed ({type(error).__name__}{': ' + message if message else ''}); "
+                  f"this is no verdict on the week's tests: run `{command}` again, and report it with this "
+                  "line if it fails again")
+    return WeekCheck(week, [CheckLine(week, stage, "runs to the end", 0, 1, False, detail)], failure=detail)
+
+
+class WeekChecker:
+    """``check_week`` for one week after another, in one pool of grading
+    workers, never raising for a week: a week whose check fails to finish
+    is a :func:`failed_week` line, and the next week gets a fresh pool (a
+    worker that died breaks a ``ProcessPoolExecutor`` for good, and the
+    failed week's queued mutants must not hold up the next one).
+    KeyboardInterrupt still stops everything. ``command``: the ``sodl``
+    subcommand running it (``check`` or ``build``), named in what to do."""
+
+    def __init__(self, jobs: int, command: str = "check"):
+        self.jobs, self.command = jobs, command
+        self.executor = None
+
+    def __enter__(self) -> "WeekChecker":
+        self.executor = workers.pool(self.jobs)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.executor.shutdown(cancel_futures=True)
+
+    def check(self, week: Week) -> WeekCheck:
+        try:
+            return check_week(week, self.executor)
+        except Exception as e:  # noqa: BLE001 - any failure is this week's verdict, told as a line
+            self.executor.shutdown(cancel_futures=True)
+            self.executor = workers.pool(self.jobs)
+            return failed_week(week.name, "grading", e, f"sodl {self.command} {week.name}")
 
 
 def _public_verdicts(result, question: str) -> list[bool]:

@@ -258,7 +258,7 @@ class Sandbox:
             for fd in (req_r, resp_w, out_w):
                 os.close(fd)
         self.zygote = zygote
-        self.req_fd, self.resp_fd = req_w, resp_r
+        self.req_fd = req_w  # resp_r is the reader thread's (see _read_replies)
         self._replies = queue.Queue()
         threading.Thread(target=self._read_replies, daemon=True,
                          args=(resp_r, self._replies, wire.reply_budget(self.limits.memory_mb))).start()
@@ -320,11 +320,10 @@ class Sandbox:
         """Kill every process of this submission and remove its scratch folder."""
         if self.zygote is None:
             return
-        for fd in (self.req_fd, self.resp_fd):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        try:  # the reply channel is its reader thread's to close (see _read_replies)
+            os.close(self.req_fd)
+        except OSError:
+            pass
         self.peak_memory_mb = max(self.peak_memory_mb, _peak_rss_mb(self.pid))
         kill_everything(self.zygote.proc.pid, self.user)
         shutil.rmtree(self.workdir, ignore_errors=True)
@@ -374,6 +373,16 @@ class Sandbox:
 
     @staticmethod
     def _read_replies(fd: int, out: queue.Queue, max_bytes: int = wire.MAX_FRAME_BYTES) -> None:
+        """Put each reply of the sandbox on ``out``, then the error that
+        ended the channel (EOF when the sandbox is killed).
+
+        This thread owns ``fd`` and is the only one to close it, when it
+        ends. ``close`` once closed it from the grader's thread: a reader
+        not yet back in ``read`` then read the next sandbox's channel, which
+        had been given the same descriptor number, and took the first bytes
+        of its first message ("the sandbox process did not start: message
+        header too large" under load, or a diagnosis that silently found
+        nothing)."""
         try:
             while True:
                 try:
@@ -384,6 +393,8 @@ class Sandbox:
                 out.put(msg)
         except (EOFError, OSError, wire.WireError) as e:
             out.put(e if isinstance(e, Exception) else EOFError())
+        finally:
+            os.close(fd)
 
     def _drain_output(self, stream) -> None:
         cap = self.limits.max_output_kb * 1024

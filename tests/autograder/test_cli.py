@@ -1,8 +1,11 @@
 """The CLI contract TAs and scripts depend on."""
 import json
+import os
+import shutil
 import subprocess
 import sys
 
+import nbformat
 import pytest
 
 from autograder.gradescope import validate_results
@@ -10,8 +13,9 @@ from autograder.gradescope import validate_results
 pytestmark = pytest.mark.timeout(300)
 
 
-def sodl(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "autograder", *args], cwd=cwd, capture_output=True, text=True)
+def sodl(*args, cwd, env=None):
+    return subprocess.run([sys.executable, "-m", "autograder", *args], cwd=cwd, capture_output=True, text=True,
+                          env=env)
 
 
 def test_list_json_contract(toy_root):
@@ -100,3 +104,46 @@ def test_list_names_a_broken_week_and_lists_the_good_ones(toy_root, tmp_path):
     weeks = json.loads(out.stdout)
     assert [w["week"] for w in weeks] == ["week01", "week02"] and "error" in weeks[1]
     assert "week02 is broken" in out.stderr and "Traceback" not in out.stderr
+
+
+def _edit_config(master, edit) -> None:
+    nb = nbformat.read(str(master), as_version=4)
+    cell = next(c for c in nb.cells if c.source.startswith("# ASSIGNMENT CONFIG"))
+    cell.source = edit(cell.source)
+    nbformat.write(nb, str(master))
+
+
+def test_a_grading_failure_is_a_line_of_the_report_and_the_next_week_is_still_checked(toy_root, tmp_path):
+    """week01's zygote dies while it imports its preload (a module that
+    exits the process): its sandboxes never start, a GraderFailure. Both
+    `sodl check` and `sodl build` name the week, what failed and what to
+    do in one line each, with no traceback; week02 (the toy week again) is
+    still checked after it, and the command fails."""
+    root = tmp_path / "course"
+    shutil.copytree(toy_root, root)
+    shutil.copytree(root / "solutions" / "week01-toy", root / "solutions" / "week02-toy")
+    (root / "solutions" / "week02-toy" / "week01.ipynb").rename(root / "solutions" / "week02-toy" / "week02.ipynb")
+    _edit_config(root / "solutions" / "week02-toy" / "week02.ipynb", lambda s: s.replace("name: week01", "name: week02"))
+    _edit_config(root / "solutions" / "week01-toy" / "week01.ipynb",
+                 lambda s: s.rstrip() + "\n  preload: [numpy, sodl_zygote_exit]")
+    modules = tmp_path / "modules"
+    modules.mkdir()
+    (modules / "sodl_zygote_exit.py").write_text("import os\nos._exit(3)\n")
+    env = {**os.environ, "PYTHONPATH": str(modules)}
+
+    out = sodl("check", "--all", cwd=root, env=env)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "Traceback" not in out.stdout + out.stderr, out.stderr[-3000:]
+    assert "week01: FAILED" in out.stdout and "week02: ok" in out.stdout, out.stdout
+    week01 = [ln for ln in out.stdout.splitlines() if ln.startswith("week01 ")]
+    assert len(week01) == 1 and "grading" in week01[0] and "FAIL the grading machinery failed (GraderFailure: " \
+        "the sandbox zygote did not start)" in week01[0] and "run `sodl check week01` again" in week01[0], week01
+    assert all(ln.endswith(" ok") for ln in out.stdout.splitlines() if ln.startswith("week02 ")), out.stdout
+
+    build = sodl("build", "--all", "--no-execute", "--out", str(tmp_path / "dist"), cwd=root, env=env)
+    assert build.returncode == 1, build.stdout + build.stderr
+    assert "Traceback" not in build.stdout + build.stderr, build.stderr[-3000:]
+    assert "week01: " in build.stdout and "CHECK FAILED: the grading machinery failed (GraderFailure" in build.stdout
+    assert "week02-autograder.zip" in build.stdout and "; checked)" in build.stdout, build.stdout
+    assert "run `sodl build week01` again" in build.stdout
+    assert "not built or not checked: week01" in build.stderr and "cannot tell every mistake" not in build.stderr
