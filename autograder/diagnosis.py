@@ -66,26 +66,32 @@ def _same(a, b, depth: int) -> bool:
 
 
 def diagnose(sandbox: Sandbox, recordings: dict[str, list[RecordedCall]], mutants: list[Mutant],
-             timeout: float, deadline: float) -> dict[str, Mutant]:
+             timeout: float, deadline: float) -> tuple[dict[str, Mutant], str]:
     """Replay each question's recorded calls on the key with each mutant.
 
     ``sandbox`` is configured with the answer key's cells (not started).
     Returns the matching mutant per question (questions with no match are
-    absent). Never raises for a misbehaving replay: it just finds nothing.
+    absent) and why the replay stopped early ("" when it ran to the end:
+    a failure of the sandbox machinery, or the submission's deadline), so
+    ``sodl check`` tells "the diagnosis did not finish" from "no mutant
+    matches". Never raises for a misbehaving replay: it just finds nothing.
     """
     # an unanswered question (every call returned None or ...) matches no mistake
     recordings = {q: calls for q, calls in recordings.items()
                   if any(c.error is None and c.value is not None and c.value is not Ellipsis for c in calls)}
     by_question = {q: [m for m in mutants if m.question == q] for q in recordings}
     if not any(calls and by_question[q] for q, calls in recordings.items()):
-        return {}
-    found = {}
+        return {}, ""
+    found, unfinished = {}, ""
     try:
         sandbox.start(deadline)
         session = Session(sandbox)
         for question, calls in recordings.items():
             for mutant in by_question[question]:
-                if not calls or time.monotonic() > deadline:
+                if not calls:
+                    break
+                if time.monotonic() > deadline:
+                    unfinished = "the submission's time limit ran out"
                     break
                 session.deadline = time.monotonic() + timeout
                 try:
@@ -101,11 +107,11 @@ def diagnose(sandbox: Sandbox, recordings: dict[str, list[RecordedCall]], mutant
                 if matched:
                     found[question] = mutant
                     break
-    except (GraderFailure, SandboxDied, SandboxTimeout):
-        pass
+    except (GraderFailure, SandboxDied, SandboxTimeout) as e:
+        unfinished = f"the replay sandbox failed ({type(e).__name__}: {str(e)[:200]})"
     finally:
         sandbox.close()
-    return found
+    return found, unfinished
 
 
 def _replay_matches(session: Session, call: RecordedCall) -> bool:

@@ -61,8 +61,8 @@ def grade_cells(packaged: PackagedAssignment, cells: list[str], name: str, slot:
         result.student_seconds = sandbox.student_seconds
     if diagnose_mistakes and packaged.mutants and packaged.key_cells and recordings:
         replay = Sandbox(limits, user, slot=slot, cells=list(packaged.key_cells))
-        found = diagnose(replay, recordings, list(packaged.mutants), question_timeout or g.question_timeout,
-                         deadline)
+        found, result.diagnosis_unfinished = diagnose(replay, recordings, list(packaged.mutants),
+                                                      question_timeout or g.question_timeout, deadline)
         for qr in result.questions:
             if qr.question.name in found:
                 qr.mistake, qr.diagnosis = found[qr.question.name].name, found[qr.question.name].diagnosis

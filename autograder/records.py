@@ -229,6 +229,8 @@ class SubmissionResult:
             only: reported by the sandbox, capped by the grader's clock.
         protection: the sandbox's protection layers, "name: active|MISSING
             (detail)", as reported at its start (for the log and grading.json).
+        diagnosis_unfinished: why the mistake diagnosis stopped early ("" when
+            it ran to the end), for ``sodl check``'s report; not a grade.
     """
 
     name: str
@@ -243,6 +245,7 @@ class SubmissionResult:
     grader_memory_mb: float = 0.0
     student_seconds: float = 0.0
     protection: list[str] = field(default_factory=list)
+    diagnosis_unfinished: str = ""
 
     @property
     def score(self) -> float:

@@ -126,7 +126,10 @@ def check_week(week: Week, executor) -> WeekCheck:
         detail = ("every test still passes" if not loses else
                   "" if named else
                   f"diagnosed as {q.mistake!r}: the two give the same outputs on the grading inputs"
-                  if q.mistake else "its outputs match no mutant: the diagnosis does not recognize it")
+                  if q.mistake else
+                  f"the diagnosis did not finish ({res.diagnosis_unfinished}); this is no verdict on the mutant: "
+                  f"run `sodl check {week.name}` again" if res.diagnosis_unfinished else
+                  "its outputs match no mutant: the diagnosis does not recognize it")
         report.lines.append(CheckLine(week.name, f"{m.question}/{m.name}", "loses points, diagnosed", q.score,
                                       q.max_score, loses and named, detail, diagnosed=q.mistake))
     report.lines += student_loop_lines(week.name, sol, [(m, f.result()) for m, f in mut_f],
