@@ -123,7 +123,7 @@ def make_notebook(master: Master, config: AssignmentConfig, with_solutions: bool
     for k, mc in enumerate(master.cells):
         src = mc.cell.get("source", "")
         tags = mc.cell.get("metadata", {}).get("tags", [])
-        if mc.role in ("config", "test") or (mc.role == "solution_text" and not with_solutions):
+        if mc.role in ("config", "test", "ignored") or (mc.role == "solution_text" and not with_solutions):
             continue
         if mc.role == "marker":
             if _is_end_question(src) and mc.question not in master.manual:

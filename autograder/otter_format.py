@@ -108,11 +108,14 @@ class OtterQuestion:
         config: the BEGIN QUESTION keys.
         tests: (test config, code, expected output, hidden) per test cell.
         where: the cell that opened it, for messages.
+        sources: each test's code as written (config block and ``# HIDDEN``
+            line removed), for the course's own notebooks (``master.py``).
     """
 
     config: dict
     tests: list[tuple[dict, str, str, bool]] = field(default_factory=list)
     where: str = ""
+    sources: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -136,6 +139,10 @@ class OtterMaster:
         warnings: what sodl did that the author may want to know.
         ok_format: whether tests are OK-format doctests (else exception-based).
         metadata: the master's notebook metadata.
+        source_cells: the master's cells as read (fenced config split out).
+        roles: per source cell, (role, question name or None); the roles are
+            "config", "marker", "prompt", "solution", "solution_text" (markdown
+            in a SOLUTION block: the answer key only), "test", "ignored" and "other".
     """
 
     path: Path
@@ -145,6 +152,8 @@ class OtterMaster:
     warnings: list[str]
     ok_format: bool
     metadata: dict
+    source_cells: list = field(default_factory=list)
+    roles: list[tuple[str, str | None]] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -358,11 +367,21 @@ def _check_config(config: dict, where: str, problems: list[str], warnings: list[
 
 def parse_otter_master(path: Path) -> OtterMaster:
     """Read an otter master; raise :class:`OtterFormatError` with every problem."""
-    path = Path(path)
+    master, problems = read_master(Path(path))
+    if problems:
+        raise OtterFormatError(Path(path), problems)
+    return master
+
+
+def read_master(path: Path, check_config: bool = True) -> tuple[OtterMaster | None, list[str]]:
+    """Parse a master in otter's assign format: the master and every problem
+    found, each naming its cell and the fix (the master is None when the file
+    is not a notebook). ``check_config=False`` leaves the assignment config to
+    the caller (the course's weeks have their own keys, ``config.py``)."""
     try:
         nb = nbformat.read(str(path), as_version=4)
     except Exception as e:  # noqa: BLE001 - nbformat raises many kinds
-        raise OtterFormatError(path, [f"not a readable notebook ({type(e).__name__}: {e})"]) from None
+        return None, [f"not a readable notebook ({type(e).__name__}: {e})"]
     problems: list[str] = []
     warnings: list[str] = []
     config: dict = {}
@@ -379,10 +398,15 @@ def parse_otter_master(path: Path) -> OtterMaster:
     def where(i):
         return f"cell {i + 1}" + (f" (question {q.name!r})" if q else "")
 
+    roles: list[tuple[str, str | None]] = []
     for i, cell in enumerate(cells):
+        name = q.name if q else None
+        roles.append(("marker", name))  # the usual case below; each other kind of cell sets its own
         if _is_ignore_cell(cell):
+            roles[i] = ("ignored", name)
             continue
         if _is_config(cell):
+            roles[i] = ("config", None)
             if seen_config:
                 problems.append(f"{where(i)}: a second ASSIGNMENT CONFIG cell: merge it into the first")
             seen_config = True
@@ -447,6 +471,7 @@ def parse_otter_master(path: Path) -> OtterMaster:
             elif begin == "question":
                 qconf = _yaml(cell, where(i), problems)
                 q = OtterQuestion(qconf, where=where(i))
+                roles[i] = ("marker", q.name)
                 _check_question(qconf, where(i), problems, warnings, {x.name for x in questions})
                 questions.append(q)
                 if q.manual or qconf.get("export"):
@@ -454,14 +479,22 @@ def parse_otter_master(path: Path) -> OtterMaster:
             stack.append(begin)
             continue
         if stack:
+            roles[i] = ("test", name)
             if stack[-1] == "tests":
                 if cell.get("cell_type") != "code":
                     problems.append(f"{where(i)}: only code cells may sit between BEGIN TESTS and END TESTS")
                     continue
                 test = _read_test(cell, where(i), problems)
                 if test:
-                    q.tests.append(test)
+                    q.tests.append(test[:4])
+                    q.sources.append(test[4])
                 continue
+            if cell.get("cell_type") == "code":
+                roles[i] = ("solution", name)
+            elif stack[-1] == "solution" and INCLUDE_TAG not in cell.get("metadata", {}).get("tags", []):
+                roles[i] = ("solution_text", name)
+            else:
+                roles[i] = ("prompt", name)
             cell = _fresh(cell)
             if stack[-1] == "prompt":
                 cell = _tag(cell, ANSWER_TAG)
@@ -471,6 +504,7 @@ def parse_otter_master(path: Path) -> OtterMaster:
             elif stack[-1] == "question" and cell.cell_type == "markdown":
                 last_md = len(out)
         else:
+            roles[i] = ("other", None)
             cell = _fresh(cell)
         delim = None
         if begin_export:
@@ -497,7 +531,8 @@ def parse_otter_master(path: Path) -> OtterMaster:
                         f"add '# END {stack[-1].upper()}' (question {q.name!r})")
     if not seen_config:
         warnings.append("no ASSIGNMENT CONFIG cell: otter's defaults are used")
-    _check_config(config, "ASSIGNMENT CONFIG", problems, warnings)
+    if check_config:
+        _check_config(config, "ASSIGNMENT CONFIG", problems, warnings)
     tests_conf = config.get("tests") if isinstance(config.get("tests"), dict) else {}
     ok_format = bool(tests_conf.get("ok_format", True))
     for qq in questions:
@@ -519,9 +554,7 @@ def parse_otter_master(path: Path) -> OtterMaster:
                 if last and isinstance(last[0], ast.Expr) and not expected.strip() and not _is_none(last[0]):
                     warnings.append(f"{qq.where}: test {k + 1} ends with an expression but the master has no saved "
                                     "output for it, so it expects no output: execute the master before building")
-    if problems:
-        raise OtterFormatError(path, problems)
-    return OtterMaster(path, config, out, questions, warnings, ok_format, dict(nb.metadata))
+    return OtterMaster(path, config, out, questions, warnings, ok_format, dict(nb.metadata), cells, roles), problems
 
 
 def _is_none(stmt) -> bool:
@@ -596,6 +629,7 @@ def _read_test(cell, where: str, problems: list[str]):
             problems.append(f"{where}: unknown test config key(s) {sorted(unknown)}; valid: {sorted(TEST_KEYS)}")
         start = stop + 1
     code = "\n".join(lines[start:])
+    source = code.lstrip() if start > hidden else code  # as written, from the first statement after a config block
     try:
         tree = ast.parse(code)
     except SyntaxError as e:
@@ -608,7 +642,7 @@ def _read_test(cell, where: str, problems: list[str]):
         res = o.get("data", {}).get("text/plain")
         expected += res[0] if isinstance(res, list) and res else (res or "")
     hidden = bool(conf.get("hidden", hidden))
-    return conf, code, expected, hidden
+    return conf, code, expected, hidden, source
 
 
 class _StripAnnotations(ast.NodeTransformer):

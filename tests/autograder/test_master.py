@@ -35,7 +35,7 @@ def test_missing_end_question_names_the_cell(tmp_path):
     p = _nb(tmp_path, [_raw("# ASSIGNMENT CONFIG\nname: week09"), _raw("# BEGIN QUESTION\nname: q1"),
                        _code("x = 1"), _raw("# BEGIN TESTS"), _code("assert x == 1"), _raw("# END TESTS"),
                        _raw("# BEGIN QUESTION\nname: q2")])
-    with pytest.raises(MasterFormatError, match="cell 7: BEGIN QUESTION inside question 'q1'"):
+    with pytest.raises(MasterFormatError, match=r"cell 7 \(question 'q1'\): BEGIN QUESTION inside question 'q1'"):
         parse_master(p)
 
 
@@ -45,7 +45,7 @@ def test_bad_yaml_and_missing_tests_are_reported(tmp_path):
         parse_master(p)
     p = _nb(tmp_path, [_raw("# ASSIGNMENT CONFIG\nname: week09"), _raw("# BEGIN QUESTION\nname: q1"),
                        _raw("# END QUESTION")])
-    with pytest.raises(MasterFormatError, match="cell 3: question 'q1' has no test cells"):
+    with pytest.raises(MasterFormatError, match="cell 2: question 'q1' has no test cells"):
         parse_master(p)
 
 
@@ -54,7 +54,13 @@ def test_test_points_must_add_up(tmp_path):
                        _raw("# BEGIN TESTS"),
                        _code('""" # BEGIN TEST CONFIG\npoints: 3\n""" # END TEST CONFIG\nassert True'),
                        _raw("# END TESTS"), _raw("# END QUESTION")])
-    with pytest.raises(MasterFormatError, match="do not add up"):
+    with pytest.raises(MasterFormatError, match=r"cell 2: the test cells' points \(3\) exceed the question's points"):
+        parse_master(p)
+    p = _nb(tmp_path, [_raw("# ASSIGNMENT CONFIG\nname: week09"), _raw("# BEGIN QUESTION\nname: q1\npoints: 4"),
+                       _raw("# BEGIN TESTS"),
+                       _code('""" # BEGIN TEST CONFIG\npoints: 3\n""" # END TEST CONFIG\nassert True'),
+                       _raw("# END TESTS"), _raw("# END QUESTION")])
+    with pytest.raises(MasterFormatError, match=r"cell 2: the test points of 'q1' do not add up to its points \(4\)"):
         parse_master(p)
 
 
@@ -140,5 +146,25 @@ def test_points_lists_each_manual_questions_and_every_problem_at_once(tmp_path):
     with pytest.raises(MasterFormatError) as e:
         parse_master(p)
     text = str(e.value)
-    assert "one number per test cell" in text and "bogus" in text and "does not compile" in text
+    assert "one value per test cell" in text and "bogus" in text and "does not compile" in text
     assert "Traceback" not in text
+
+
+def test_a_course_week_reads_otter_fenced_markers_and_ignore_cells(tmp_path):
+    """The course's weeks are parsed by otter_format's parser: a ```otter fenced
+    marker in a markdown cell counts, and an '# IGNORE' cell reaches neither
+    the student notebook nor the answer key."""
+    from autograder.authoring import make_notebook
+    from autograder.config import assignment_config
+
+    fenced = nbformat.v4.new_markdown_cell("Question one.\n\n```otter\n# BEGIN QUESTION\nname: q1\npoints: 2\n```")
+    p = _nb(tmp_path, [_raw("# ASSIGNMENT CONFIG\nname: week09"), fenced, _code("x = 1"), _code("# IGNORE\nSCRATCH = 0"),
+                       _raw("# BEGIN TESTS"), _code("assert x == 1"), _raw("# END TESTS"), _raw("# END QUESTION")])
+    master = parse_master(p)
+    assert [(q.name, q.points) for q in master.questions] == [("q1", 2)]
+    assert [mc.role for mc in master.cells] == ["config", "other", "marker", "solution", "ignored", "marker", "test",
+                                                "marker", "marker"]
+    config = assignment_config({}, master.config, "w")
+    for with_solutions in (False, True):
+        text = nbformat.writes(make_notebook(master, config, with_solutions=with_solutions))
+        assert "SCRATCH" not in text and "```otter" not in text and "Question one." in text
