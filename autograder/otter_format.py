@@ -628,6 +628,10 @@ def _read_test(cell, where: str, problems: list[str]):
         if unknown:
             problems.append(f"{where}: unknown test config key(s) {sorted(unknown)}; valid: {sorted(TEST_KEYS)}")
         start = stop + 1
+    elif any(_BEGIN_TEST_CONFIG.match(ln.strip()) for ln in lines[1:]):
+        problems.append(f"{where}: a test config block must start the cell ('\"\"\" # BEGIN TEST CONFIG' on its "
+                        f"first line); placed later it is only a string and its keys are ignored")
+        return None
     code = "\n".join(lines[start:])
     source = code.lstrip() if start > hidden else code  # as written, from the first statement after a config block
     try:

@@ -168,3 +168,14 @@ def test_a_course_week_reads_otter_fenced_markers_and_ignore_cells(tmp_path):
     for with_solutions in (False, True):
         text = nbformat.writes(make_notebook(master, config, with_solutions=with_solutions))
         assert "SCRATCH" not in text and "```otter" not in text and "Question one." in text
+
+
+def test_a_test_config_block_after_the_first_line_is_named(tmp_path):
+    """Otter reads a test's config only on its first line: placed later,
+    its keys (here hidden) would be silently ignored."""
+    p = _nb(tmp_path, [_raw("# ASSIGNMENT CONFIG\nname: week09"), _raw("# BEGIN QUESTION\nname: q1"),
+                       _raw("# BEGIN TESTS"),
+                       _code('x = 1\n""" # BEGIN TEST CONFIG\nhidden: true\n""" # END TEST CONFIG\nassert x == 1'),
+                       _raw("# END TESTS"), _raw("# END QUESTION")])
+    with pytest.raises(MasterFormatError, match=r"cell 4.*a test config block must start the cell"):
+        parse_master(p)
