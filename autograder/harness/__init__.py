@@ -120,6 +120,13 @@ Invariants (trusted side). Each: where it is enforced; the test that proves it.
   ``gradescope.results_json``, ``report.feedback_markdown``). test_fuzz_wire
   ``test_results_writers_make_valid_utf8_whatever_the_text``; test_adversarial
   ``surrogates_in_exception``, ``hostile_error_record``.
+- While the notebook executes, an event is believed only in the protocol's
+  order (STARTED, then CELL_START and CELL_DONE of each cell sent, then
+  READY), and no event moves a wait's end but the next one owed: an event
+  out of turn is student code writing to the grader's pipe, and stops its
+  cell as a crash; a grader failure only before any student code ran
+  (``sandbox_handle.Sandbox._launch``). test_adversarial ``event_flood``,
+  ``forged_*``, ``exit_after_last_cell``.
 - A question's deadline bounds the grader's own work on it too (SIGALRM in
   the main thread, ``trusted.grade_question``). test_adversarial
   ``test_the_question_deadline_bounds_the_graders_own_work``.

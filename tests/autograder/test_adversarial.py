@@ -483,6 +483,8 @@ def test_a_loop_costs_only_the_tests_that_call_it(function):
 # (the table's own tests, reused), and must not beat the honest grade.
 
 _WIRE = "import sys\n_w = sys.modules['autograder.harness.wire']\n"
+_SERVER = ("import gc, sys\n_s = sys.modules['autograder.harness.sandbox_server']\n"
+           "_srv = next(o for o in gc.get_objects() if type(o) is _s.Server)\n")
 TRUSTED_SIDE = [
     # builtins a test uses (float) bound to the student's own: the test saw the student's float
     ("shadow_builtins", "_float = float\ndef square(x):\n    return np.asarray(x, dtype=_float) ** 2\n"
@@ -526,6 +528,20 @@ TRUSTED_SIDE = [
     ("hostile_error_record", "import sys\n_s = sys.modules['autograder.harness.sandbox_server']\n"
                              "_s.describe_exception = lambda e: {'type': {'a': '\\ud800'}, 'message': ['x'] * 9, "
                              "'traceback': 12}\ndef mean(x):\n    raise ValueError()", WRONG_MEAN),
+    # events written to the grader's pipe by student code (the sandbox's own
+    # ``Server.send``): the cell that writes one is stopped and skipped, and no
+    # event moves a deadline (a flood kept the grader waiting forever), names
+    # a cell, fakes a set-up failure (a grader failure, no grade) or rewrites
+    # the protection record
+    ("event_flood", _SERVER + "import time\nwhile True:\n    _srv.send({'event': 'cell_start', 'index': 0})\n"
+                    "    time.sleep(0.05)", FULL),
+    ("forged_cell_index", _SERVER + "_srv.send({'event': 'cell_start', 'index': 'x'})", FULL),
+    ("forged_fatal", _SERVER + "_srv.send({'event': 'fatal', 'error': 'x'})", FULL),
+    ("forged_protection", _SERVER + "_srv.send({'event': 'started', 'layers': [{'name': 'landlock', 'active': True, "
+                          "'detail': 'forged'}]})", FULL),
+    # the process dies after its last cell, before it says it is ready
+    ("exit_after_last_cell", "import os, sys\n_s = sys.modules['autograder.harness.sandbox_server']\n"
+                             "_s.Server.names = lambda self: os._exit(1)", FULL),
 ]
 SHADOWING = {"shadow_builtins": {"float", "abs", "range", "isinstance"}, "seed_override": {"seed"},
              "shadow_module_alias": {"np"}}
@@ -548,6 +564,7 @@ def test_trusted_side_attack_gets_the_honest_grade(fast, key_notebook, name, att
     feedback_markdown(res).encode("utf-8")
     flagged = " ".join(res.flags)
     assert all(n in flagged for n in SHADOWING.get(name, ())), res.flags
+    assert res.protection and "forged" not in " ".join(res.protection), res.protection
     if name in SHADOWING:
         assert any("tests always use the real ones" in m for m in res.messages)
 
