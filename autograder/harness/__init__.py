@@ -110,10 +110,11 @@ Invariants (trusted side). Each: where it is enforced; the test that proves it.
   test_adversarial ``giant_reply``.
 - The dtype decoded is the dtype sent: blob length is prod(shape) *
   itemsize, bool bytes are 0 or 1, a tensor's claimed dtype is its data's
-  (bfloat16 over float32 only), one blob backs one array and is not copied
-  (``wire._array``, ``wire.decode``). test_wire
+  (bfloat16 over float32 only), one blob backs one array (or one table
+  column) and is not copied (``wire._array``, ``wire.decode``). test_wire
   ``test_a_tensor_whose_claimed_dtype_is_not_its_data_is_refused``;
-  test_fuzz_wire ``test_decoding_never_allocates_more_than_twice_what_was_sent``.
+  test_fuzz_wire ``test_decoding_never_allocates_more_than_twice_what_was_sent``;
+  test_adversarial ``test_a_table_reply_costs_the_grader_at_most_what_was_sent``.
 - Every string from the sandbox is cleaned of lone surrogates and control
   characters and clipped before a report (``wire.clean_text``, in
   ``wire.decode``, ``trusted._student_error_message``,

@@ -542,6 +542,15 @@ TRUSTED_SIDE = [
     # the process dies after its last cell, before it says it is ready
     ("exit_after_last_cell", "import os, sys\n_s = sys.modules['autograder.harness.sandbox_server']\n"
                              "_s.Server.names = lambda self: os._exit(1)", FULL),
+    # a table whose 1000 columns all name one 256 KB blob (see test_a_table_reply_costs_...)
+    ("table_shared_blob", "import sys, numpy as _np\n_s = sys.modules['autograder.harness.sandbox_server']\n"
+                          "_col = {'__t__': 'ndarray', 'blob': 0, 'dtype': '<f8', 'shape': [32768]}\n"
+                          "_frame = {'__t__': 'dataframe', 'index': {'range': [0, 32768, 1], 'name': None}, "
+                          "'columns': list(range(1000)), 'data': [_col] * 1000}\n_orig = _s.Server.reply_value\n"
+                          "def _reply(self, value, seconds=0.0):\n    if type(value) is str and value == 'frame':\n"
+                          "        return self.send({'ok': _frame, 'seconds': 0.0}, [_np.zeros(32768)])\n"
+                          "    return _orig(self, value, seconds)\n_s.Server.reply_value = _reply\n"
+                          "def square(x):\n    return 'frame'", WRONG_SQUARE),
 ]
 SHADOWING = {"shadow_builtins": {"float", "abs", "range", "isinstance"}, "seed_override": {"seed"},
              "shadow_module_alias": {"np"}}
@@ -577,6 +586,24 @@ def test_trusted_side_attack_through_the_gradescope_layout(toy_zip, key_notebook
 def test_every_trusted_side_attack_in_one_parallel_batch(fast, toy_zip, key_notebook, tmp_path, monkeypatch):
     monkeypatch.setitem(globals(), "TAMPERING", TRUSTED_SIDE)
     test_every_attack_in_one_parallel_batch(fast, toy_zip, key_notebook, tmp_path)
+
+
+def test_a_table_reply_costs_the_grader_at_most_what_was_sent(fast, key_notebook):
+    """A table's columns all naming one blob: pandas copied the blob once per
+    column (256 KB sent, over 500 MB traced in the grader, which on
+    Gradescope's 768 MB machine is an OOM kill and no results.json); a blob
+    backs one column only, as it backs one array."""
+    import tracemalloc
+
+    attack = dict((n, a) for n, a, _ in TRUSTED_SIDE)["table_shared_blob"]
+    tracemalloc.start()
+    try:
+        scores, _ = grade_with(fast, key_notebook, attack)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert scores == WRONG_SQUARE
+    assert peak < 32 << 20, f"{peak / 2**20:.0f} MB"
 
 
 def test_the_question_deadline_bounds_the_graders_own_work():
