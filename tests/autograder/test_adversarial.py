@@ -338,6 +338,45 @@ def test_submission_file_attacks_in_one_parallel_batch(toy_zip, key_notebook, tm
     assert rows == {**{name: expected for name, _, expected in FILE_ATTACKS}, "victim": VICTIM_TOTAL}
 
 
+# Notebook files no Jupyter writes: each is graded, or refused with the
+# student told why, never a grader failure (which records no grade).
+NOTEBOOK_ATTACKS = [
+    # JSON nested past Python's recursion limit: not a notebook
+    ("deeply_nested_json", lambda key: "[" * 100_000 + "]" * 100_000, 0.0),
+    # a lone surrogate, escaped in JSON, in a comment of the key: hashing and seeding encode the cells as UTF-8
+    ("lone_surrogate_in_source", lambda key: json.dumps(with_extra_cell(key, "x = 1  # \ud800")), VICTIM_TOTAL),
+]
+
+
+def _notebook_submission(folder: Path, make, key_notebook) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "week01.ipynb").write_text(make(key_notebook))
+    return folder
+
+
+@pytest.mark.parametrize("name, make, expected", NOTEBOOK_ATTACKS, ids=[a[0] for a in NOTEBOOK_ATTACKS])
+def test_notebook_attack_through_sodl_grade(toy_zip, key_notebook, tmp_path, name, make, expected):
+    sub = _notebook_submission(tmp_path / "subs" / name, make, key_notebook)
+    grade_batch(toy_zip, [sub], tmp_path / "grades", progress=False)  # a grader failure raises BatchIncomplete
+    assert _score(tmp_path / "grades" / name / "results.json") == expected
+
+
+@pytest.mark.parametrize("name, make, expected", NOTEBOOK_ATTACKS, ids=[a[0] for a in NOTEBOOK_ATTACKS])
+def test_notebook_attack_through_the_gradescope_layout(toy_zip, key_notebook, tmp_path, name, make, expected):
+    sub = _notebook_submission(tmp_path / "subs" / name, make, key_notebook)
+    results = reproduce(toy_zip, sub, tmp_path / "gs")
+    assert _score(results) == expected
+    assert "autograder failed" not in json.loads(results.read_text())["output"]
+
+
+def test_notebook_attacks_in_one_parallel_batch(toy_zip, key_notebook, tmp_path):
+    subs = [_notebook_submission(tmp_path / "subs" / name, make, key_notebook) for name, make, _ in NOTEBOOK_ATTACKS]
+    subs.append(_victim(tmp_path, key_notebook).parent)
+    book = grade_batch(toy_zip, subs, tmp_path / "grades", jobs=2, progress=False)
+    rows = {r["name"]: float(r["score"]) for r in csv.DictReader(book.open())}
+    assert rows == {**{name: expected for name, _, expected in NOTEBOOK_ATTACKS}, "victim": VICTIM_TOTAL}
+
+
 @pytest.fixture(scope="module")
 def listener():
     """A TCP port that accepts: a connection succeeds unless something stops it."""
