@@ -394,6 +394,8 @@ def reach_attack(what: str, toy_zip: Path, port: int, secret: Path) -> str:
         "read_sodl_ref_package": f"import os\nos.listdir({str(SODL_REF.parent)!r})",
         "read_other_submission": f"open({str(secret)!r}).read()",
         "write_next_to_zip": f"open({str(toy_zip.parent / 'planted.json')!r}, 'w').write('x')",
+        # tmpfs: memory outside RLIMIT_AS that outlives the sandbox (no /dev/shm in the jail either)
+        "write_shared_memory": "open('/dev/shm/sodl-probe', 'wb').write(b'x' * (16 << 20))",
         "tcp_connect_to_listener": f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=2)",
         "udp_send": "import socket\nsocket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ('127.0.0.1', 53))",
         "signal_the_grader": f"import os\nos.kill({grader}, 0)",
@@ -405,6 +407,7 @@ def reach_attack(what: str, toy_zip: Path, port: int, secret: Path) -> str:
 
 
 REACH = ["read_hidden_tests_in_zip", "read_sodl_ref_package", "read_other_submission", "write_next_to_zip",
+         "write_shared_memory",
          "tcp_connect_to_listener", "udp_send", "signal_the_grader", "ptrace_the_grader"]
 
 
@@ -424,6 +427,7 @@ def test_sandbox_reach_with_or_without_namespaces(fast, key_notebook, toy_zip, l
     scores, res = grade_with(fast, key_notebook, reach_attack(what, toy_zip, listener, secret))
     assert scores == WRONG_SQUARE, res.protection
     assert not (toy_zip.parent / "planted.json").exists()
+    assert not os.path.exists("/dev/shm/sodl-probe")
     assert any(p.startswith("landlock: active") for p in res.protection), res.protection
     assert any(p.startswith("seccomp: active") for p in res.protection), res.protection
 
