@@ -631,6 +631,19 @@ def test_every_trusted_side_attack_in_one_parallel_batch(fast, toy_zip, key_note
     test_every_attack_in_one_parallel_batch(fast, toy_zip, key_notebook, tmp_path)
 
 
+@pytest.mark.parametrize("cell", ["globals()[1] = 2", "import types\nclass _M(types.ModuleType):\n"
+                                  "    __name__ = property(lambda s: 1 / 0)\nm = _M('m')"],
+                         ids=["key_not_a_string", "module_name_raises"])
+def test_an_odd_global_early_in_the_notebook_costs_nothing(fast, key_notebook, cell):
+    """Legal Python early in the notebook that the sandbox's list of names
+    (after the last cell) choked on: the process died, so later cells, which
+    did nothing wrong, were blamed and skipped one by one (0 points; before
+    events were checked, a grader failure)."""
+    cells = grading_cells(key_notebook)
+    res = grade_cells(fast, cells[:1] + [cell] + cells[1:], "attack")
+    assert {q.question.name: q.score for q in res.questions} == FULL, res.messages
+
+
 def test_a_table_reply_costs_the_grader_at_most_what_was_sent(fast, key_notebook):
     """A table's columns all naming one blob: pandas copied the blob once per
     column (256 KB sent, over 500 MB traced in the grader, which on
