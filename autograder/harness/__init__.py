@@ -107,7 +107,9 @@ Invariants (trusted side). Each: where it is enforced; the test that proves it.
   sixteenth of that (16 MB at least), a question's replies four budgets in all
   (``proxy.Session.send``). test_fuzz_wire
   ``test_a_message_over_budget_is_dropped_and_the_channel_stays_in_step``;
-  test_adversarial ``giant_reply``.
+  test_adversarial ``giant_reply``. The calls kept for the diagnosis (after
+  the last question) hold one reply budget in all (``trusted.grade_sandbox``).
+  test_adversarial ``test_recordings_for_the_diagnosis_do_not_add_up_across_questions``.
 - The dtype decoded is the dtype sent: blob length is prod(shape) *
   itemsize, bool bytes are 0 or 1, a tensor's claimed dtype is its data's
   (bfloat16 over float32 only), one blob backs one array (or one table

@@ -662,6 +662,32 @@ def test_a_table_reply_costs_the_grader_at_most_what_was_sent(fast, key_notebook
     assert peak < 32 << 20, f"{peak / 2**20:.0f} MB"
 
 
+def test_recordings_for_the_diagnosis_do_not_add_up_across_questions(fast):
+    """Each question may receive four reply budgets; the calls of every
+    question that lost points were kept, values and all, until the diagnosis
+    after the last one: eight questions of two 20 MB answers held 320 MB in
+    the grader, and a week of many questions more than Gradescope's 768 MB.
+    All recordings together now hold at most one reply budget."""
+    import tracemalloc
+
+    from autograder.records import Assignment, Question, TestCase
+
+    questions = tuple(Question(f"q{i}", 1.0, (TestCase(f"q{i}", 0, "big(1)\nbig(2)\nassert False, 'wrong'", True,
+                                                       1.0),)) for i in range(8))
+    packaged = dataclasses.replace(
+        fast, assignment=Assignment("big", "big answers", questions, "visible", False, student_names=("big",)),
+        grading=dataclasses.replace(fast.grading, memory_mb=200), mutants=(), key_cells=())  # reply budget: 50 MB
+    tracemalloc.start()
+    try:
+        res = grade_cells(packaged, ["import numpy as np\ndef big(i):\n    return np.full(20 << 17, float(i))"], "big")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert [q.score for q in res.questions] == [0.0] * 8
+    assert all("wrong" in o.message for q in res.questions for o in q.outcomes)
+    assert peak < 160 << 20, f"{peak / 2**20:.0f} MB"
+
+
 def test_the_question_deadline_bounds_the_graders_own_work():
     """Work on the trusted side (here a test that never ends, standing for a
     slow decode or comparison) is cut at the question's deadline: the
