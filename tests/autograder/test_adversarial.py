@@ -377,6 +377,18 @@ def test_notebook_attacks_in_one_parallel_batch(toy_zip, key_notebook, tmp_path)
     assert rows == {**{name: expected for name, _, expected in NOTEBOOK_ATTACKS}, "victim": VICTIM_TOTAL}
 
 
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_submission_name_that_is_not_utf8_gets_its_row(toy_zip, key_notebook, tmp_path, jobs):
+    """A file name's bytes are the student's where staff grade files as they
+    were uploaded: one that is not UTF-8 made the gradebook unwritable, after
+    the whole batch was graded (UnicodeEncodeError, no gradebook)."""
+    odd = write_nb(tmp_path / "subs" / os.fsdecode(b"stud\xff") / "week01.ipynb", key_notebook).parent
+    subs = [odd] + ([_victim(tmp_path, key_notebook).parent] if jobs > 1 else [])
+    book = grade_batch(toy_zip, subs, tmp_path / "grades", jobs=jobs, progress=False)
+    rows = {r["name"]: float(r["score"]) for r in csv.DictReader(book.open(encoding="utf-8"))}
+    assert rows == {"stud\ufffd": VICTIM_TOTAL, **({"victim": VICTIM_TOTAL} if jobs > 1 else {})}
+
+
 @pytest.fixture(scope="module")
 def listener():
     """A TCP port that accepts: a connection succeeds unless something stops it."""
