@@ -78,7 +78,10 @@ Invariants (process side). Each: where it is enforced, the test that proves it.
    that dies, raises or outlives the per-submission watchdog is killed
    with its zygote and sandboxes and replaced (``workers.run``); one
    submission graded in the grader has the same watchdog
-   (``batch._grade_here``); a grader failure is recorded, never a grade,
+   (``batch._grade_here``), and so has a Gradescope run, which writes a
+   results.json saying so (``run_autograder``, ``batch.call_with_watchdog``;
+   test_adversarial ``test_a_stuck_grader_never_hangs_the_gradescope_layout``);
+   a grader failure is recorded, never a grade,
    and after two a submission gets 0, flagged (``batch.record_grader_failure``).
    test_workers; test_adversarial ``test_a_stuck_grader_never_hangs_*``;
    test_batch_robustness.

@@ -507,6 +507,23 @@ def test_a_stuck_grader_never_hangs_sodl_grade(fast, toy_zip, key_notebook, tmp_
     _hanging_batch(fast, toy_zip, key_notebook, tmp_path, jobs=1)
 
 
+def test_a_stuck_grader_never_hangs_the_gradescope_layout(fast, toy_zip, key_notebook, tmp_path):
+    """Gradescope ends a run past its time limit with no results.json at
+    all: run_autograder has the batch's watchdog too (here shorter than the
+    cell limit, so that the grader looks stuck) and writes a valid one."""
+    from autograder.run_autograder import run_autograder
+
+    slow = dataclasses.replace(fast, grading=dataclasses.replace(fast.grading, cell_timeout=60.0))
+    sub = write_nb(tmp_path / "sub" / "week01.ipynb", with_extra_cell(key_notebook, HANG_CELL)).parent
+    results = reproduce(_fast_zip(fast, toy_zip, tmp_path / "fast.zip"), sub, tmp_path / "gs")  # the layout
+    (results.parent.parent / "source" / ASSIGNMENT_FILE).write_bytes(slow.to_json())
+    t0 = time.monotonic()
+    run_autograder(results.parent.parent, watchdog_s=6)
+    assert time.monotonic() - t0 < 90  # the watchdog is seen when the cell's wait ends, as in a batch
+    data = json.loads(results.read_text())
+    assert validate_results(data) == [] and data["score"] == 0 and "took longer" in data["output"]
+
+
 @pytest.mark.parametrize("function", ["cross_entropy", "softmax"])
 def test_a_loop_costs_only_the_tests_that_call_it(function):
     """Week 1's q3 tests softmax, log_softmax and cross_entropy: a loop in
