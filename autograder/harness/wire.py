@@ -345,8 +345,6 @@ def decode(tree, blobs: list[bytes], handle_factory=None, depth: int = 0, used: 
                 out.requires_grad_(True)  # a fresh leaf: the flag, not the other side's graph
             return out
         if tag in wire_tables.TAGS:
-            # the parts share ``used``: a blob backs one column only (1000 columns
-            # naming one 256 KB blob made pandas copy it into a 256 MB frame)
             return wire_tables.decode(tree, lambda v: decode(v, blobs, handle_factory, depth + 1, used), WireError)
         if tag == "handle":
             if type(tree["id"]) is not int:
