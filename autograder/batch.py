@@ -47,13 +47,12 @@ def _grade_and_write(payload: bytes, path: Path, name: str, out: Path, question_
     return None
 
 
-def _grade_here(task: tuple, watchdog_s: float) -> str | None:
-    """``_grade_and_write`` in this process (one submission: no worker to
-    start), under the same watchdog as a worker's: when it fires, the main
-    thread gets KeyboardInterrupt, which unwinds grading (every sandbox is
-    closed on the way out) and becomes a grader failure. Every wait of the
-    grader has a timeout, so the main thread returns to Python in time to
-    receive it."""
+def call_with_watchdog(fn, watchdog_s: float) -> tuple[bool, object]:
+    """``fn()`` in the main thread under a wall-clock watchdog: when it
+    fires, the main thread gets KeyboardInterrupt, which unwinds grading
+    (every sandbox is closed on the way out). Every wait of the grader has
+    a timeout, so the main thread returns to Python in time to receive it.
+    Returns ``(True, value)``, or ``(False, None)`` when the watchdog fired."""
     fired = threading.Event()
 
     def fire() -> None:
@@ -64,13 +63,21 @@ def _grade_here(task: tuple, watchdog_s: float) -> str | None:
     timer.daemon = True
     timer.start()
     try:
-        return _grade_and_write(*task)
+        return True, fn()
     except KeyboardInterrupt:
         if not fired.is_set():
             raise
-        return f"{task[2]}: grading took longer than the watchdog's {watchdog_s:g} s and was stopped"
+        return False, None
     finally:
         timer.cancel()
+
+
+def _grade_here(task: tuple, watchdog_s: float) -> str | None:
+    """``_grade_and_write`` in this process (one submission: no worker to
+    start), under the same watchdog as a worker's (:func:`call_with_watchdog`);
+    when it fires, a grader failure."""
+    done, error = call_with_watchdog(lambda: _grade_and_write(*task), watchdog_s)
+    return error if done else f"{task[2]}: grading took longer than the watchdog's {watchdog_s:g} s and was stopped"
 
 
 def watchdog_seconds(grading) -> float:

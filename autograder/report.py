@@ -107,7 +107,9 @@ def read_row(folder: Path, questions: list[str]) -> Row:
         if qname in per_q:
             per_q[qname] += float(t["score"])
     max_score = float(extra["max_score"]) if type(extra.get("max_score")) in (int, float) else max_score_of(data)
-    return Row(folder.name, float(data.get("score", 0.0)), max_score, per_q,
+    # the name as shown: a folder name that is not UTF-8 (bytes a student chose
+    # for a file's name) made the gradebook unwritable after the whole batch
+    return Row(clean_text(folder.name, 200), float(data.get("score", 0.0)), max_score, per_q,
                dict(extra.get("mistakes", {})), list(extra.get("flags", [])), str(extra.get("content_hash", "")))
 
 

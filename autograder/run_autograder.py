@@ -17,8 +17,14 @@ from autograder.gradescope import failure_json, results_json, validate_results
 from autograder.package import ASSIGNMENT_FILE, load_packaged_assignment
 
 
-def run_autograder(root: Path, device: str = "cpu") -> Path:
-    """Grade ``root/submission`` with ``root/source``; write ``root/results/results.json``."""
+def run_autograder(root: Path, device: str = "cpu", watchdog_s: float | None = None) -> Path:
+    """Grade ``root/submission`` with ``root/source``; write ``root/results/results.json``.
+
+    Under the watchdog of a batch's submission (``batch.watchdog_seconds``,
+    or ``watchdog_s``): Gradescope's own time limit ends the container
+    without any results.json, so a grader stuck anywhere (an event flood
+    once kept it waiting forever) still writes one, saying so."""
+    from autograder.batch import call_with_watchdog, watchdog_seconds
     from autograder.grade import grade_submission
 
     results = root / "results" / "results.json"
@@ -29,8 +35,12 @@ def run_autograder(root: Path, device: str = "cpu") -> Path:
                                                 "please tell your instructor."))
         return results
     try:
-        result = grade_submission(packaged, root / "submission", name="submission", device=device)
-        data = results_json(result)
+        done, result = call_with_watchdog(
+            lambda: grade_submission(packaged, root / "submission", name="submission", device=device),
+            watchdog_s or watchdog_seconds(packaged.grading))
+        data = results_json(result) if done else failure_json(
+            "Grading took longer than the autograder allows and was stopped; please tell your instructor. "
+            "Your submission was not graded.", packaged.assignment.total_points)
     except Exception:  # noqa: BLE001 - whatever happened, a valid results.json
         traceback.print_exc()
         data = failure_json("The autograder failed while grading your submission; please tell your "

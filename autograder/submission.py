@@ -172,7 +172,7 @@ def read_cells(path: Path) -> list[str]:
         return [raw.decode("utf-8", "replace")]
     try:
         nb = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: JSON nested too deeply
         raise SubmissionError(f"{path.name} is not a valid notebook (it is not JSON). Download your "
                               "notebook again from Jupyter (File > Download .ipynb) and resubmit.") from None
     if not isinstance(nb, dict):
@@ -187,7 +187,10 @@ def read_cells(path: Path) -> list[str]:
         nb = {"cells": cells}
     if not isinstance(nb.get("cells"), list):
         raise SubmissionError(f"{path.name} is not a valid notebook (no list of cells).")
-    return grading_cells(nb)
+    # JSON may escape a lone surrogate ("\\ud800"), which no UTF-8 encoding
+    # takes: the cells are hashed, seeded and sent as UTF-8, and one in a
+    # comment made a grader failure of a correct notebook. U+FFFD instead.
+    return [c.encode("utf-8", "surrogatepass").decode("utf-8", "replace") for c in grading_cells(nb)]
 
 
 def content_hash(cells: list[str]) -> str:

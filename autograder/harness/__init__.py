@@ -78,7 +78,10 @@ Invariants (process side). Each: where it is enforced, the test that proves it.
    that dies, raises or outlives the per-submission watchdog is killed
    with its zygote and sandboxes and replaced (``workers.run``); one
    submission graded in the grader has the same watchdog
-   (``batch._grade_here``); a grader failure is recorded, never a grade,
+   (``batch._grade_here``), and so has a Gradescope run, which writes a
+   results.json saying so (``run_autograder``, ``batch.call_with_watchdog``;
+   test_adversarial ``test_a_stuck_grader_never_hangs_the_gradescope_layout``);
+   a grader failure is recorded, never a grade,
    and after two a submission gets 0, flagged (``batch.record_grader_failure``).
    test_workers; test_adversarial ``test_a_stuck_grader_never_hangs_*``;
    test_batch_robustness.
@@ -113,19 +116,29 @@ Invariants (trusted side). Each: where it is enforced; the test that proves it.
   sixteenth of that (16 MB at least), a question's replies four budgets in all
   (``proxy.Session.send``). test_fuzz_wire
   ``test_a_message_over_budget_is_dropped_and_the_channel_stays_in_step``;
-  test_adversarial ``giant_reply``.
+  test_adversarial ``giant_reply``. The calls kept for the diagnosis (after
+  the last question) hold one reply budget in all (``trusted.grade_sandbox``).
+  test_adversarial ``test_recordings_for_the_diagnosis_do_not_add_up_across_questions``.
 - The dtype decoded is the dtype sent: blob length is prod(shape) *
   itemsize, bool bytes are 0 or 1, a tensor's claimed dtype is its data's
-  (bfloat16 over float32 only), one blob backs one array and is not copied
-  (``wire._array``, ``wire.decode``). test_wire
+  (bfloat16 over float32 only), one blob backs one array (or one table
+  column) and is not copied (``wire._array``, ``wire.decode``). test_wire
   ``test_a_tensor_whose_claimed_dtype_is_not_its_data_is_refused``;
-  test_fuzz_wire ``test_decoding_never_allocates_more_than_twice_what_was_sent``.
+  test_fuzz_wire ``test_decoding_never_allocates_more_than_twice_what_was_sent``;
+  test_adversarial ``test_a_table_reply_costs_the_grader_at_most_what_was_sent``.
 - Every string from the sandbox is cleaned of lone surrogates and control
   characters and clipped before a report (``wire.clean_text``, in
   ``wire.decode``, ``trusted._student_error_message``,
   ``gradescope.results_json``, ``report.feedback_markdown``). test_fuzz_wire
   ``test_results_writers_make_valid_utf8_whatever_the_text``; test_adversarial
   ``surrogates_in_exception``, ``hostile_error_record``.
+- While the notebook executes, an event is believed only in the protocol's
+  order (STARTED, then CELL_START and CELL_DONE of each cell sent, then
+  READY), and no event moves a wait's end but the next one owed: an event
+  out of turn is student code writing to the grader's pipe, and stops its
+  cell as a crash; a grader failure only before any student code ran
+  (``sandbox_handle.Sandbox._launch``). test_adversarial ``event_flood``,
+  ``forged_*``, ``exit_after_last_cell``.
 - A question's deadline bounds the grader's own work on it too (SIGALRM in
   the main thread, ``trusted.grade_question``). test_adversarial
   ``test_the_question_deadline_bounds_the_graders_own_work``.

@@ -182,7 +182,11 @@ def confinement_paths(workdir: str, hidden: list[str], gpu: bool,
     ``mapped``: folders of the libraries already loaded (read before a
     chroot hides /proc)."""
     reads = python_dirs() + list(LIBRARY_DIRS) + sorted(mapped) + ["/dev/zero", "/dev/urandom", "/dev/random"]
-    writes = [workdir, "/dev/null", "/dev/shm"]  # /dev/shm: multiprocessing's semaphores (DataLoader workers)
+    # Not /dev/shm: tmpfs is memory that RLIMIT_AS does not count and that
+    # outlives the sandbox (16 MB files without end, kept after grading, a
+    # channel to the next submission); the jail has none either, so the same
+    # notebook grades the same in both modes.
+    writes = [workdir, "/dev/null"]
     if gpu:  # the CUDA driver's devices and what it reads of /proc and /sys (untested on a GPU here)
         writes += sorted(glob.glob("/dev/nvidia*"))
         reads += ["/proc/driver/nvidia", "/sys/bus/pci", "/sys/devices"]

@@ -233,6 +233,8 @@ class Sandbox:
             self.skip.add(bad.index)
             self.issues.append(bad)
             self.close()
+            if time.monotonic() >= deadline:  # out of time: left closed, graded as such (not a grader failure)
+                return
 
     def restart(self, deadline: float) -> None:
         """A fresh process with the same cells (after a question killed it).
@@ -275,46 +277,64 @@ class Sandbox:
             "user": None if self.user is None else {"uid": self.user.uid, "gid": self.user.gid},
             "limits": lim.to_dict(),
         })
-        current = None
-        wait = min(lim.startup_timeout, max(0.1, deadline - time.monotonic()))
+        # Student code runs in the process that writes these events and can
+        # write to the same pipe: an event is believed only where the protocol
+        # puts it (STARTED first, then CELL_START and CELL_DONE of each cell
+        # sent, in order, then READY), and each wait has a fixed end that no
+        # event moves but the next one owed (issue: an event sent every 50 ms
+        # kept a cell, and the grader, waiting forever; a forged index or
+        # FATAL made a grader failure of a student's notebook).
+        owed = [c["index"] for c in cells]  # the cells whose CELL_START is still to come, in order
+        ready = False  # STARTED came: the sandbox is set up, student code may run from here on
+        current = last = None  # the cell running, and the last one that started
+        until = time.monotonic() + min(lim.startup_timeout, max(0.1, deadline - time.monotonic()))
         while True:
             try:
-                msg = self._next(wait)
+                msg = self._next(until - time.monotonic())
             except (SandboxTimeout, SandboxDied) as e:
-                if current is None:
+                blamed = current if current is not None else last
+                if blamed is None:  # no student code has run: the machinery failed
                     raise GraderFailure("the sandbox process did not start") from e
                 self.student_seconds += min(claimed, time.monotonic() - started)
                 kind = "timeout" if isinstance(e, SandboxTimeout) else "crash"
-                text = (f"cell {current + 1} ran longer than {lim.cell_timeout:g} s and was stopped"
+                text = (f"cell {blamed + 1} ran longer than {lim.cell_timeout:g} s and was stopped"
                         if kind == "timeout" else
-                        f"cell {current + 1} ended the Python process (os._exit, a signal, or out of memory)")
-                return CellIssue(current, kind, text)
-            event = msg.get("event")
-            if event == Event.STARTED:
+                        f"cell {blamed + 1} ended the Python process (os._exit, a signal, or out of memory)")
+                return CellIssue(blamed, kind, text)
+            event, index = msg.get("event"), msg.get("index")
+            if not ready:
+                if event == Event.FATAL:
+                    raise GraderFailure(f"sandbox set-up failed: {msg.get('error')}")
+                if event != Event.STARTED:
+                    raise GraderFailure("the sandbox process did not start (it spoke out of turn)")
+                ready = True
                 self.layers = protection_layers(msg.get("layers"))
                 _log_missing(self.layers)
-            if event == Event.FATAL:
-                raise GraderFailure(f"sandbox set-up failed: {msg.get('error')}")
-            if event == Event.CELL_START:
-                current = int(msg["index"])
-                wait = min(lim.cell_timeout, max(0.1, deadline - time.monotonic()))
-            elif event == Event.CELL_DONE:
-                if current is not None:
-                    claimed += _claimed_seconds(msg)
+            elif event == Event.CELL_START and current is None and owed and type(index) is int and index == owed[0]:
+                current = last = owed.pop(0)
+            elif event == Event.CELL_DONE and current is not None and type(index) is int and index == current:
+                claimed += _claimed_seconds(msg)
                 err = msg.get("error")
                 if err:
                     info = StudentError(err).info
-                    self.issues.append(CellIssue(
-                        int(msg["index"]), "error",
-                        f"cell {int(msg['index']) + 1} raised {info.get('type')}: {str(info.get('message'))[:300]}"))
+                    self.issues.append(CellIssue(current, "error", f"cell {current + 1} raised "
+                                                 f"{wire.clean_text(info.get('type'), 100)}: "
+                                                 f"{wire.clean_text(info.get('message'), 300)}"))
                 current = None
-                wait = min(lim.cell_timeout, max(0.1, deadline - time.monotonic()))
-            elif event == Event.READY:
+            elif event == Event.READY and current is None and not owed:
                 self.student_seconds += min(claimed, time.monotonic() - started)
                 self.peak_memory_mb = max(self.peak_memory_mb, _peak_rss_mb(self.pid))
                 names = msg.get("names")
                 self.names = {str(k): str(v) for k, v in names.items()} if isinstance(names, dict) else {}
                 return None
+            else:  # out of turn: student code wrote to the grader's pipe
+                blamed = current if current is not None else last
+                if blamed is None:
+                    raise GraderFailure("the sandbox process did not start (it spoke out of turn)")
+                self.student_seconds += min(claimed, time.monotonic() - started)
+                return CellIssue(blamed, "crash", f"cell {blamed + 1} wrote to the grader's channel and was stopped")
+            # the next event owed gets the cell limit, from now, within the submission's
+            until = min(time.monotonic() + lim.cell_timeout, max(deadline, time.monotonic() + 0.1))
 
     def close(self) -> None:
         """Kill every process of this submission and remove its scratch folder."""

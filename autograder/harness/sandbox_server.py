@@ -98,14 +98,21 @@ class Server:
             self.send({"event": Event.CELL_DONE, "index": idx, "error": error, "seconds": seconds})
 
     def names(self) -> dict[str, str]:
+        """The namespace's names and kinds. Whatever the student put there
+        (``globals()[1] = 2``, a module whose ``__name__`` raises): listing
+        the names must not fail, or the grader sees the process die after
+        its last cell and blames, and skips, a cell that did nothing wrong."""
         kinds = {}
         for name, value in list(self.namespace.items()):
-            if name.startswith("_"):
+            if type(name) is not str or name.startswith("_"):
                 continue
-            if isinstance(value, types.ModuleType):
-                kinds[name] = f"module:{value.__name__}"
-            else:
-                kinds[name] = "callable" if callable(value) else "value"
+            try:
+                if isinstance(value, types.ModuleType):
+                    kinds[name] = f"module:{value.__name__}"
+                else:
+                    kinds[name] = "callable" if callable(value) else "value"
+            except BaseException:  # noqa: BLE001 - a student's __class__ or __name__ may raise anything
+                kinds[name] = "value"
         return kinds
 
     # -- requests ----------------------------------------------------------------

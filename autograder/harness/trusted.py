@@ -320,6 +320,7 @@ def grade_sandbox(assignment: Assignment, sandbox: Sandbox, seed: int, question_
     session = Session(sandbox, assignment.student_names, dict(assignment.modules), assignment.student_modules)
     results = []
     recordings: dict[str, list[RecordedCall]] = {}
+    kept = 0  # bytes of the student's replies that the recordings hold
     for question in assignment.questions:
         if only is not None and question.name not in only:
             continue
@@ -337,8 +338,15 @@ def grade_sandbox(assignment: Assignment, sandbox: Sandbox, seed: int, question_
             continue
         limit = min(question_timeout, max(0.1, deadline - time.monotonic()))
         res = grade_question(question, session, seed, limit, deadline)
-        if res.score < res.max_score and not res.note:
+        # A recording holds the student's answers until the diagnosis, after
+        # the last question: kept, they added up question after question (a
+        # question's replies may carry four reply budgets), so all of them
+        # together keep at most one; a question past it is not diagnosed.
+        received = session.byte_budget - session.bytes_left
+        if res.score < res.max_score and not res.note and kept + received <= wire.reply_budget(
+                sandbox.limits.memory_mb):
             recordings[question.name] = session.recording
+            kept += received
         results.append(res)
     return results, recordings
 

@@ -335,6 +335,57 @@ def test_submission_file_attacks_in_one_parallel_batch(toy_zip, key_notebook, tm
     assert rows == {**{name: expected for name, _, expected in FILE_ATTACKS}, "victim": VICTIM_TOTAL}
 
 
+# Notebook files no Jupyter writes: each is graded, or refused with the
+# student told why, never a grader failure (which records no grade).
+NOTEBOOK_ATTACKS = [
+    # JSON nested past Python's recursion limit: not a notebook
+    ("deeply_nested_json", lambda key: "[" * 100_000 + "]" * 100_000, 0.0),
+    # a lone surrogate, escaped in JSON, in a comment of the key: hashing and seeding encode the cells as UTF-8
+    ("lone_surrogate_in_source", lambda key: json.dumps(with_extra_cell(key, "x = 1  # \ud800")), VICTIM_TOTAL),
+]
+
+
+def _notebook_submission(folder: Path, make, key_notebook) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "week01.ipynb").write_text(make(key_notebook))
+    return folder
+
+
+@pytest.mark.parametrize("name, make, expected", NOTEBOOK_ATTACKS, ids=[a[0] for a in NOTEBOOK_ATTACKS])
+def test_notebook_attack_through_sodl_grade(toy_zip, key_notebook, tmp_path, name, make, expected):
+    sub = _notebook_submission(tmp_path / "subs" / name, make, key_notebook)
+    grade_batch(toy_zip, [sub], tmp_path / "grades", progress=False)  # a grader failure raises BatchIncomplete
+    assert _score(tmp_path / "grades" / name / "results.json") == expected
+
+
+@pytest.mark.parametrize("name, make, expected", NOTEBOOK_ATTACKS, ids=[a[0] for a in NOTEBOOK_ATTACKS])
+def test_notebook_attack_through_the_gradescope_layout(toy_zip, key_notebook, tmp_path, name, make, expected):
+    sub = _notebook_submission(tmp_path / "subs" / name, make, key_notebook)
+    results = reproduce(toy_zip, sub, tmp_path / "gs")
+    assert _score(results) == expected
+    assert "autograder failed" not in json.loads(results.read_text())["output"]
+
+
+def test_notebook_attacks_in_one_parallel_batch(toy_zip, key_notebook, tmp_path):
+    subs = [_notebook_submission(tmp_path / "subs" / name, make, key_notebook) for name, make, _ in NOTEBOOK_ATTACKS]
+    subs.append(_victim(tmp_path, key_notebook).parent)
+    book = grade_batch(toy_zip, subs, tmp_path / "grades", jobs=2, progress=False)
+    rows = {r["name"]: float(r["score"]) for r in csv.DictReader(book.open())}
+    assert rows == {**{name: expected for name, _, expected in NOTEBOOK_ATTACKS}, "victim": VICTIM_TOTAL}
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_submission_name_that_is_not_utf8_gets_its_row(toy_zip, key_notebook, tmp_path, jobs):
+    """A file name's bytes are the student's where staff grade files as they
+    were uploaded: one that is not UTF-8 made the gradebook unwritable, after
+    the whole batch was graded (UnicodeEncodeError, no gradebook)."""
+    odd = write_nb(tmp_path / "subs" / os.fsdecode(b"stud\xff") / "week01.ipynb", key_notebook).parent
+    subs = [odd] + ([_victim(tmp_path, key_notebook).parent] if jobs > 1 else [])
+    book = grade_batch(toy_zip, subs, tmp_path / "grades", jobs=jobs, progress=False)
+    rows = {r["name"]: float(r["score"]) for r in csv.DictReader(book.open(encoding="utf-8"))}
+    assert rows == {"stud\ufffd": VICTIM_TOTAL, **({"victim": VICTIM_TOTAL} if jobs > 1 else {})}
+
+
 @pytest.fixture(scope="module")
 def listener():
     """A TCP port that accepts: a connection succeeds unless something stops it."""
@@ -352,6 +403,8 @@ def reach_attack(what: str, toy_zip: Path, port: int, secret: Path) -> str:
         "read_sodl_ref_package": f"import os\nos.listdir({str(SODL_REF.parent)!r})",
         "read_other_submission": f"open({str(secret)!r}).read()",
         "write_next_to_zip": f"open({str(toy_zip.parent / 'planted.json')!r}, 'w').write('x')",
+        # tmpfs: memory outside RLIMIT_AS that outlives the sandbox (no /dev/shm in the jail either)
+        "write_shared_memory": "open('/dev/shm/sodl-probe', 'wb').write(b'x' * (16 << 20))",
         "tcp_connect_to_listener": f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=2)",
         "udp_send": "import socket\nsocket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ('127.0.0.1', 53))",
         "signal_the_grader": f"import os\nos.kill({grader}, 0)",
@@ -363,6 +416,7 @@ def reach_attack(what: str, toy_zip: Path, port: int, secret: Path) -> str:
 
 
 REACH = ["read_hidden_tests_in_zip", "read_sodl_ref_package", "read_other_submission", "write_next_to_zip",
+         "write_shared_memory",
          "tcp_connect_to_listener", "udp_send", "signal_the_grader", "ptrace_the_grader"]
 
 
@@ -382,6 +436,7 @@ def test_sandbox_reach_with_or_without_namespaces(fast, key_notebook, toy_zip, l
     scores, res = grade_with(fast, key_notebook, reach_attack(what, toy_zip, listener, secret))
     assert scores == WRONG_SQUARE, res.protection
     assert not (toy_zip.parent / "planted.json").exists()
+    assert not os.path.exists("/dev/shm/sodl-probe")
     assert any(p.startswith("landlock: active") for p in res.protection), res.protection
     assert any(p.startswith("seccomp: active") for p in res.protection), res.protection
 
@@ -454,6 +509,23 @@ def test_a_stuck_grader_never_hangs_sodl_grade(fast, toy_zip, key_notebook, tmp_
     assert "grader failure" in row["flags"]
 
 
+def test_a_stuck_grader_never_hangs_the_gradescope_layout(fast, toy_zip, key_notebook, tmp_path):
+    """Gradescope ends a run past its time limit with no results.json at
+    all: run_autograder has the batch's watchdog too (here shorter than the
+    cell limit, so that the grader looks stuck) and writes a valid one."""
+    from autograder.run_autograder import run_autograder
+
+    slow = dataclasses.replace(fast, grading=dataclasses.replace(fast.grading, cell_timeout=60.0))
+    sub = write_nb(tmp_path / "sub" / "week01.ipynb", with_extra_cell(key_notebook, HANG_CELL)).parent
+    results = reproduce(_fast_zip(fast, toy_zip, tmp_path / "fast.zip"), sub, tmp_path / "gs")  # the layout
+    (results.parent.parent / "source" / ASSIGNMENT_FILE).write_bytes(slow.to_json())
+    t0 = time.monotonic()
+    run_autograder(results.parent.parent, watchdog_s=6)
+    assert time.monotonic() - t0 < 90  # the watchdog is seen when the cell's wait ends, as in a batch
+    data = json.loads(results.read_text())
+    assert validate_results(data) == [] and data["score"] == 0 and "took longer" in data["output"]
+
+
 @pytest.mark.parametrize("function", ["cross_entropy", "softmax"])
 def test_a_loop_costs_only_the_tests_that_call_it(function):
     """Week 1's q3 tests softmax, log_softmax and cross_entropy: a loop in
@@ -485,6 +557,8 @@ def test_a_loop_costs_only_the_tests_that_call_it(function):
 # (the table's own tests, reused), and must not beat the honest grade.
 
 _WIRE = "import sys\n_w = sys.modules['autograder.harness.wire']\n"
+_SERVER = ("import gc, sys\n_s = sys.modules['autograder.harness.sandbox_server']\n"
+           "_srv = next(o for o in gc.get_objects() if type(o) is _s.Server)\n")
 TRUSTED_SIDE = [
     # builtins a test uses (float) bound to the student's own: the test saw the student's float
     ("shadow_builtins", "_float = float\ndef square(x):\n    return np.asarray(x, dtype=_float) ** 2\n"
@@ -528,6 +602,29 @@ TRUSTED_SIDE = [
     ("hostile_error_record", "import sys\n_s = sys.modules['autograder.harness.sandbox_server']\n"
                              "_s.describe_exception = lambda e: {'type': {'a': '\\ud800'}, 'message': ['x'] * 9, "
                              "'traceback': 12}\ndef mean(x):\n    raise ValueError()", WRONG_MEAN),
+    # events written to the grader's pipe by student code (the sandbox's own
+    # ``Server.send``): the cell that writes one is stopped and skipped, and no
+    # event moves a deadline (a flood kept the grader waiting forever), names
+    # a cell, fakes a set-up failure (a grader failure, no grade) or rewrites
+    # the protection record
+    ("event_flood", _SERVER + "import time\nwhile True:\n    _srv.send({'event': 'cell_start', 'index': 0})\n"
+                    "    time.sleep(0.05)", FULL),
+    ("forged_cell_index", _SERVER + "_srv.send({'event': 'cell_start', 'index': 'x'})", FULL),
+    ("forged_fatal", _SERVER + "_srv.send({'event': 'fatal', 'error': 'x'})", FULL),
+    ("forged_protection", _SERVER + "_srv.send({'event': 'started', 'layers': [{'name': 'landlock', 'active': True, "
+                          "'detail': 'forged'}]})", FULL),
+    # the process dies after its last cell, before it says it is ready
+    ("exit_after_last_cell", "import os, sys\n_s = sys.modules['autograder.harness.sandbox_server']\n"
+                             "_s.Server.names = lambda self: os._exit(1)", FULL),
+    # a table whose 1000 columns all name one 256 KB blob (see test_a_table_reply_costs_...)
+    ("table_shared_blob", "import sys, numpy as _np\n_s = sys.modules['autograder.harness.sandbox_server']\n"
+                          "_col = {'__t__': 'ndarray', 'blob': 0, 'dtype': '<f8', 'shape': [32768]}\n"
+                          "_frame = {'__t__': 'dataframe', 'index': {'range': [0, 32768, 1], 'name': None}, "
+                          "'columns': list(range(1000)), 'data': [_col] * 1000}\n_orig = _s.Server.reply_value\n"
+                          "def _reply(self, value, seconds=0.0):\n    if type(value) is str and value == 'frame':\n"
+                          "        return self.send({'ok': _frame, 'seconds': 0.0}, [_np.zeros(32768)])\n"
+                          "    return _orig(self, value, seconds)\n_s.Server.reply_value = _reply\n"
+                          "def square(x):\n    return 'frame'", WRONG_SQUARE),
 ]
 SHADOWING = {"shadow_builtins": {"float", "abs", "range", "isinstance"}, "seed_override": {"seed"},
              "shadow_module_alias": {"np"}}
@@ -550,6 +647,7 @@ def test_trusted_side_attack_gets_the_honest_grade(fast, key_notebook, name, att
     feedback_markdown(res).encode("utf-8")
     flagged = " ".join(res.flags)
     assert all(n in flagged for n in SHADOWING.get(name, ())), res.flags
+    assert res.protection and "forged" not in " ".join(res.protection), res.protection
     if name in SHADOWING:
         assert any("tests always use the real ones" in m for m in res.messages)
 
@@ -564,6 +662,63 @@ def test_every_trusted_side_attack_in_one_parallel_batch(fast, toy_zip, key_note
     cases = TRUSTED_SIDE + [("honest", "pass", FULL)]
     got = _in_one_parallel_batch(fast, toy_zip, key_notebook, tmp_path, cases)
     assert got == {name: expected for name, _, expected in cases}
+
+
+@pytest.mark.parametrize("cell", ["globals()[1] = 2", "import types\nclass _M(types.ModuleType):\n"
+                                  "    __name__ = property(lambda s: 1 / 0)\nm = _M('m')"],
+                         ids=["key_not_a_string", "module_name_raises"])
+def test_an_odd_global_early_in_the_notebook_costs_nothing(fast, key_notebook, cell):
+    """Legal Python early in the notebook that the sandbox's list of names
+    (after the last cell) choked on: the process died, so later cells, which
+    did nothing wrong, were blamed and skipped one by one (0 points; before
+    events were checked, a grader failure)."""
+    cells = grading_cells(key_notebook)
+    res = grade_cells(fast, cells[:1] + [cell] + cells[1:], "attack")
+    assert {q.question.name: q.score for q in res.questions} == FULL, res.messages
+
+
+def test_a_table_reply_costs_the_grader_at_most_what_was_sent(fast, key_notebook):
+    """A table's columns all naming one blob: pandas copied the blob once per
+    column (256 KB sent, over 500 MB traced in the grader, which on
+    Gradescope's 768 MB machine is an OOM kill and no results.json); a blob
+    backs one column only, as it backs one array."""
+    import tracemalloc
+
+    attack = dict((n, a) for n, a, _ in TRUSTED_SIDE)["table_shared_blob"]
+    tracemalloc.start()
+    try:
+        scores, _ = grade_with(fast, key_notebook, attack)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert scores == WRONG_SQUARE
+    assert peak < 32 << 20, f"{peak / 2**20:.0f} MB"
+
+
+def test_recordings_for_the_diagnosis_do_not_add_up_across_questions(fast):
+    """Each question may receive four reply budgets; the calls of every
+    question that lost points were kept, values and all, until the diagnosis
+    after the last one: eight questions of two 20 MB answers held 320 MB in
+    the grader, and a week of many questions more than Gradescope's 768 MB.
+    All recordings together now hold at most one reply budget."""
+    import tracemalloc
+
+    from autograder.records import Assignment, Question, TestCase
+
+    questions = tuple(Question(f"q{i}", 1.0, (TestCase(f"q{i}", 0, "big(1)\nbig(2)\nassert False, 'wrong'", True,
+                                                       1.0),)) for i in range(8))
+    packaged = dataclasses.replace(
+        fast, assignment=Assignment("big", "big answers", questions, "visible", False, student_names=("big",)),
+        grading=dataclasses.replace(fast.grading, memory_mb=200), mutants=(), key_cells=())  # reply budget: 50 MB
+    tracemalloc.start()
+    try:
+        res = grade_cells(packaged, ["import numpy as np\ndef big(i):\n    return np.full(20 << 17, float(i))"], "big")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert [q.score for q in res.questions] == [0.0] * 8
+    assert all("wrong" in o.message for q in res.questions for o in q.outcomes)
+    assert peak < 160 << 20, f"{peak / 2**20:.0f} MB"
 
 
 def test_the_question_deadline_bounds_the_graders_own_work():
