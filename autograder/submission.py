@@ -13,7 +13,9 @@ from pathlib import Path
 
 from autograder.records import Assignment
 
-MAX_NOTEBOOK_BYTES = 512 << 20
+# Reading and parsing a notebook takes about three times its size in the
+# grader: 128 MB keeps the largest within Gradescope's smallest (768 MB) machine.
+MAX_NOTEBOOK_BYTES = 128 << 20
 IGNORE_TAG = "otter_ignore"
 
 
@@ -159,7 +161,8 @@ def read_submission_file(path: Path, limit: int = MAX_NOTEBOOK_BYTES) -> bytes:
             chunks.append(chunk)
             size += len(chunk)
         if size > limit:
-            raise SubmissionError(f"{path.name} is larger than the limit of {limit >> 20} MB.")
+            raise SubmissionError(f"{path.name} grew past the limit of {limit >> 20} MB while it was read. "
+                                  "Clear the outputs (Kernel > Restart & Clear Output) and submit again.")
         return b"".join(chunks)
     finally:
         os.close(fd)

@@ -36,6 +36,9 @@ import numpy as np
 TAGS = ("dataframe", "series", "iterator", "table", "records")
 MAX_GENERATOR_ITEMS = 10_000
 MAX_COLUMNS = 10_000
+# A range index costs nothing to send and 8 bytes a row once a test lists it;
+# with columns its length is bounded by theirs, without it must be bounded here.
+MAX_RANGE_INDEX = 10_000_000
 _SCALARS = (str, int, float, bool, type(None))
 
 
@@ -184,7 +187,8 @@ def decode(tree: dict, decode_part, error: type):
         name = plain(decode_part(part.get("name")))
         if "range" in part:
             r = part["range"]
-            if type(r) is not list or len(r) != 3 or any(type(v) is not int for v in r) or r[2] == 0:
+            if type(r) is not list or len(r) != 3 or any(type(v) is not int for v in r) or r[2] == 0 \
+                    or len(range(*r)) > MAX_RANGE_INDEX:
                 raise error("malformed range index")
             return pd.RangeIndex(r[0], r[1], r[2], name=name)
         return pd.Index(values(part["values"]), name=name)

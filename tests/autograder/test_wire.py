@@ -189,6 +189,16 @@ def test_malformed_records_are_refused(change):
         wire.decode({**tree, **change}, [bytearray(16)], handle_factory=lambda h: object())
 
 
+def test_a_frame_without_columns_cannot_claim_an_unbounded_index():
+    """Its rows are a range index the sandbox states: a test that lists it
+    would materialize whatever length was claimed."""
+    frame = {"__t__": "dataframe", "index": {"range": [0, 10 ** 15, 1], "name": None}, "columns": [], "data": []}
+    with pytest.raises(wire.WireError, match="range index"):
+        wire.decode(frame, [])
+    ok = wire.decode({**frame, "index": {"range": [0, 3, 1], "name": None}}, [])
+    assert ok.shape == (3, 0)
+
+
 def test_a_blob_is_not_shared_by_two_columns_of_a_table():
     """Two fields (or columns) naming one blob would alias one buffer."""
     field = {"__t__": "ndarray", "blob": 0, "dtype": "<f8", "shape": [2]}
