@@ -31,7 +31,8 @@ class GradingConfig:
 
     question_timeout: float = _key(30.0, "wall-clock seconds for all tests of one question")
     cell_timeout: float = _key(60.0, "wall-clock seconds for one notebook cell while the notebook is executed")
-    total_timeout: float = _key(600.0, "wall-clock seconds for one whole submission")
+    total_timeout: float = _key(540.0, "wall-clock seconds for one whole submission (under Gradescope's 600 s, "
+                                       "with run_autograder's watchdog margin)")
     memory_mb: int = _key(700, "memory (MB) student code may allocate beyond the preloaded libraries")
     cpu_seconds: int = _key(600, "CPU seconds for the student process in all")
     max_processes: int = _key(64, "processes the sandbox user may run at once (only when the user is dropped)")

@@ -17,14 +17,21 @@ from autograder.gradescope import failure_json, results_json, validate_results
 from autograder.package import ASSIGNMENT_FILE, load_packaged_assignment
 
 
+# Seconds past the submission's total limit (``grading.total_timeout``, which
+# bounds every phase of grading) before the watchdog stops a stuck grader.
+WATCHDOG_MARGIN_S = 45.0
+
+
 def run_autograder(root: Path, device: str = "cpu", watchdog_s: float | None = None) -> Path:
     """Grade ``root/submission`` with ``root/source``; write ``root/results/results.json``.
 
-    Under the watchdog of a batch's submission (``batch.watchdog_seconds``,
-    or ``watchdog_s``): Gradescope's own time limit ends the container
-    without any results.json, so a grader stuck anywhere (an event flood
-    once kept it waiting forever) still writes one, saying so."""
-    from autograder.batch import call_with_watchdog, watchdog_seconds
+    Under a watchdog (``watchdog_s``, by default the submission's total
+    limit plus :data:`WATCHDOG_MARGIN_S`): Gradescope's own time limit ends
+    the container without any results.json, so a grader stuck anywhere (an
+    event flood once kept it waiting forever) still writes one, saying so,
+    before that limit when ``total_timeout`` leaves the margin (the
+    course's 540 s in Gradescope's default 600 s)."""
+    from autograder.batch import call_with_watchdog
     from autograder.grade import grade_submission
 
     results = root / "results" / "results.json"
@@ -37,7 +44,7 @@ def run_autograder(root: Path, device: str = "cpu", watchdog_s: float | None = N
     try:
         done, result = call_with_watchdog(
             lambda: grade_submission(packaged, root / "submission", name="submission", device=device),
-            watchdog_s or watchdog_seconds(packaged.grading))
+            watchdog_s or packaged.grading.total_timeout + WATCHDOG_MARGIN_S)
         data = results_json(result) if done else failure_json(
             "Grading took longer than the autograder allows and was stopped; please tell your instructor. "
             "Your submission was not graded.", packaged.assignment.total_points)
