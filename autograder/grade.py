@@ -16,7 +16,7 @@ from autograder.package import PackagedAssignment, load_packaged_assignment
 from autograder.records import SubmissionResult
 from autograder.report import tamper_flags
 from autograder.submission import (SubmissionError, content_hash, find_notebook, read_cells, read_student_files,
-                                   submission_name, submission_seed)
+                                   submission_name, submission_seed, unpacked)
 
 
 def grade_cells(packaged: PackagedAssignment, cells: list[str], name: str, slot: int = 0,
@@ -84,12 +84,14 @@ def grade_submission(packaged: PackagedAssignment, path: Path, name: str | None 
     """Grade one submission (a notebook or a folder). Never raises for bad input."""
     name = name or submission_name(path)
     try:
-        nb_path, notes = find_notebook(path, packaged.assignment)
-        cells = read_cells(nb_path)
-        submitted, missing = read_student_files(nb_path.parent if path.is_dir() else None,
-                                                packaged.student_files)
+        with unpacked(path) as (folder, unzipped):
+            nb_path, notes = find_notebook(folder, packaged.assignment)
+            cells = read_cells(nb_path)
+            submitted, missing = read_student_files(nb_path.parent if folder.is_dir() else None,
+                                                    packaged.student_files)
     except SubmissionError as e:
         return SubmissionResult.ungraded(name, packaged.assignment, str(e))
+    notes[:0] = unzipped
     if not cells:
         return SubmissionResult.ungraded(name, packaged.assignment, "Your notebook has no code cells to grade.")
     result = grade_cells(packaged, cells, name, slot, question_timeout, device=device, submitted_files=submitted)

@@ -81,7 +81,8 @@ GENERATE_KEYS = {
     **dict.fromkeys(("debug", "autograder_dir", "miniconda_path", "logo", "print_summary", "print_score",
                      "log_level", "force_public_test_summary", "assignment_name"),
                     "ignored: otter's own runner settings"),
-    "zips": "ignored: sodl grades a notebook or a folder holding it; unzip otter's export zips first",
+    "zips": "always on: a submission holding one zip and no notebook is unpacked and its notebook graded "
+            "(submission.unpacked)",
 }
 QUESTION_KEYS = {"name", "manual", "points", "check_cell", "export", "all_or_nothing"}
 IGNORED_QUESTION_KEYS = {"private_points"}  # not read by otter 7 either

@@ -6,10 +6,15 @@ from __future__ import annotations
 import ast
 import errno
 import hashlib
+import io
 import json
 import os
 import stat
-from pathlib import Path
+import tempfile
+import zipfile
+import zlib
+from contextlib import contextmanager
+from pathlib import Path, PurePosixPath
 
 from autograder.records import Assignment
 
@@ -92,6 +97,67 @@ def find_notebook(path: Path, assignment: Assignment) -> tuple[Path, list[str]]:
     elif path.name != assignment.notebook_name:
         notes.append(f"Your notebook is named {path.name}; expected {assignment.notebook_name} (graded anyway).")
     return path, notes
+
+
+MAX_ZIP_MEMBERS = 1000
+
+
+@contextmanager
+def unpacked(path: Path):
+    """The submission folder to grade, and notes for the student: ``path``
+    itself, or, when it holds no notebook but one zip (what otter's
+    ``grader.export()`` writes, and what students upload to Gradescope), a
+    private temporary folder holding that zip's files, removed on exit.
+
+    The zip is read as every submitted file is (:func:`read_submission_file`),
+    then unpacked by this process alone: members are written as new regular
+    files (never links, whatever the zip's attributes say) under names that
+    stay inside the folder (no absolute paths, no ``..``, nothing hidden), at
+    most ``MAX_ZIP_MEMBERS`` of them and ``MAX_NOTEBOOK_BYTES`` in all, counted
+    as they are decompressed (a zip bomb stops at the limit)."""
+    if not path.is_dir() or path.is_symlink():
+        yield path, []
+        return
+    files, _ = _regular_files(path)
+    zips = [p for p in files if p.suffix == ".zip"]
+    if any(p.suffix in (".ipynb", ".py") for p in files) or len(zips) != 1:
+        yield path, []
+        return
+    raw = read_submission_file(zips[0])
+    with tempfile.TemporaryDirectory(prefix="sodl-export-") as tmp:
+        _unzip(raw, zips[0].name, Path(tmp))
+        yield Path(tmp), [f"Your submission is a zip ({zips[0].name}, as otter's export writes): "
+                          "the notebook in it was graded."]
+
+
+def _unzip(raw: bytes, name: str, into: Path) -> None:
+    budget = MAX_NOTEBOOK_BYTES
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as zf:
+            members = [m for m in zf.infolist() if not m.is_dir()]
+            if len(members) > MAX_ZIP_MEMBERS:
+                raise SubmissionError(f"{name} holds more than {MAX_ZIP_MEMBERS} files: submit the notebook itself.")
+            for m in members:
+                parts = PurePosixPath(m.filename.replace("\\", "/")).parts
+                if not parts or m.filename.startswith("/") or any(p in ("", ".", "..") or p.startswith(".")
+                                                                  or p == "__MACOSX" for p in parts):
+                    continue
+                target = into.joinpath(*parts)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+                with os.fdopen(fd, "wb") as out, zf.open(m) as src:
+                    while chunk := src.read(min(1 << 20, budget + 1)):
+                        budget -= len(chunk)
+                        if budget < 0:
+                            raise SubmissionError(f"{name} unpacks to more than {MAX_NOTEBOOK_BYTES >> 20} MB: "
+                                                  "clear the notebook's outputs and export again.")
+                        out.write(chunk)
+    except SubmissionError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, RuntimeError, NotImplementedError, ValueError, OSError,
+            EOFError, zlib.error) as e:
+        raise SubmissionError(f"{name} could not be unpacked ({type(e).__name__}): submit the notebook itself, "
+                              "or export it again.") from None
 
 
 MAX_STUDENT_FILE_BYTES = 8 << 20

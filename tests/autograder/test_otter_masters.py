@@ -14,6 +14,7 @@ import json
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import nbformat
@@ -74,8 +75,13 @@ def built(request, tmp_path_factory):
         (subs / label).mkdir(parents=True)
         for rel in [master.name, *extra]:
             shutil.copy(ours / folder / rel, subs / label / rel)
+    # the same solution as otter's grader.export() zips it, the zip alone uploaded (as Gradescope receives it)
+    (subs / "exported").mkdir()
+    with zipfile.ZipFile(subs / "exported" / f"{master.stem}_2026_12_06T23_59_59.zip", "w") as zf:
+        for p in sorted((subs / "solution").rglob("*")):
+            zf.write(p, p.relative_to(subs / "solution"))
     _run([BIN / "sodl", "grade", "--zip", next(ours.glob("*-autograder.zip")), subs / "solution", subs / "blank",
-          "--out", tmp / "grades", "--jobs", "2"], tmp)
+          subs / "exported", "--out", tmp / "grades", "--jobs", "2"], tmp)
     with open(tmp / "grades" / "gradebook.csv") as f:
         rows = {r["name"]: r for r in csv.DictReader(f)}
     return master, tmp / "otter", ours, otter_blank, rows
@@ -139,6 +145,11 @@ def test_solution_scores_full_marks_with_otters_maximum(built):
     sol = rows["solution"]
     assert float(sol["max_score"]) == pytest.approx(otter_max)
     assert float(sol["score"]) == pytest.approx(float(sol["max_score"])), sol
+
+
+def test_otters_export_zip_grades_as_the_notebook_it_holds(built):
+    *_, rows = built
+    assert float(rows["exported"]["score"]) == pytest.approx(float(rows["solution"]["score"])), rows["exported"]
 
 
 def test_blank_scores_no_more_than_otter_gives(built):

@@ -28,3 +28,49 @@ def test_a_link_is_not_followed(tmp_path):
     os.symlink(tmp_path / "other.ipynb", tmp_path / "week01.ipynb")
     with pytest.raises(SubmissionError, match="symbolic link"):
         read_submission_file(tmp_path / "week01.ipynb")
+
+
+def _zip(path, members: dict[str, bytes]):
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return path
+
+
+def test_otters_export_zip_is_unpacked_into_a_private_folder(tmp_path):
+    from autograder.submission import unpacked
+
+    (tmp_path / "sub").mkdir()
+    _zip(tmp_path / "sub" / "hw01_2026.zip", {"hw01.ipynb": b"{}", "student_file.py": b"X = 1",
+                                                "../escape.py": b"no", "/abs.py": b"no", ".hidden": b"no",
+                                                "__MACOSX/hw01.ipynb": b"no"})
+    with unpacked(tmp_path / "sub") as (folder, notes):
+        assert sorted(p.name for p in folder.iterdir()) == ["hw01.ipynb", "student_file.py"]
+        assert (folder / "student_file.py").read_bytes() == b"X = 1" and "zip" in notes[0]
+    assert not folder.exists() and not (tmp_path / "escape.py").exists()
+
+
+def test_a_zip_bomb_stops_at_the_limit(tmp_path, monkeypatch):
+    from autograder import submission
+
+    monkeypatch.setattr(submission, "MAX_NOTEBOOK_BYTES", 1 << 20)
+    (tmp_path / "sub").mkdir()
+    _zip(tmp_path / "sub" / "export.zip", {"hw01.ipynb": b"\0" * (8 << 20)})  # 8 MB of zeros, a few KB zipped
+    with pytest.raises(SubmissionError, match="unpacks to more than 1 MB"):
+        with submission.unpacked(tmp_path / "sub"):
+            pass
+
+
+def test_a_broken_zip_is_named_and_a_notebook_beside_a_zip_wins(tmp_path):
+    from autograder.submission import unpacked
+
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "export.zip").write_bytes(b"PK not really")
+    with pytest.raises(SubmissionError, match="could not be unpacked"):
+        with unpacked(tmp_path / "sub"):
+            pass
+    (tmp_path / "sub" / "hw01.ipynb").write_text("{}")
+    with unpacked(tmp_path / "sub") as (folder, notes):
+        assert folder == tmp_path / "sub" and notes == []
