@@ -3,9 +3,9 @@ it for a cluster, merged gradebooks, and the reports (``grade_batch``,
 ``merge_gradebooks``)."""
 from __future__ import annotations
 
-import _thread
 import hashlib
 import json
+import signal
 import threading
 from concurrent.futures import as_completed
 from pathlib import Path
@@ -47,29 +47,56 @@ def _grade_and_write(payload: bytes, path: Path, name: str, out: Path, question_
     return None
 
 
+class WatchdogFired(KeyboardInterrupt):
+    """Raised in the main thread when :func:`call_with_watchdog`'s time is
+    up; a KeyboardInterrupt, so grading unwinds as on Ctrl-C (the trusted
+    side re-raises it, every sandbox is closed on the way out)."""
+
+
+_WATCHDOG_ARMED = threading.Event()
+
+
+def _on_watchdog_signal(signum, frame) -> None:
+    if _WATCHDOG_ARMED.is_set():
+        _WATCHDOG_ARMED.clear()
+        raise WatchdogFired()
+
+
 def call_with_watchdog(fn, watchdog_s: float) -> tuple[bool, object]:
-    """``fn()`` in the main thread under a wall-clock watchdog: when it
-    fires, the main thread gets KeyboardInterrupt, which unwinds grading
-    (every sandbox is closed on the way out). Every wait of the grader has
-    a timeout, so the main thread returns to Python in time to receive it.
-    Returns ``(True, value)``, or ``(False, None)`` when the watchdog fired."""
+    """``fn()`` in the main thread under a wall-clock watchdog. When it
+    fires, a timer thread sends SIGUSR1 to the main thread, whose handler
+    raises :class:`WatchdogFired`: a real signal interrupts the grader's
+    blocking waits at once (``_thread.interrupt_main`` is only seen when a
+    wait ends, a cell's whole limit later, and does nothing where SIGINT is
+    ignored, as in a background job). The handler stays installed (a no-op
+    unless armed): restoring the default action could let a late signal end
+    the process. Returns ``(True, value)``, or ``(False, None)`` when the
+    watchdog fired."""
+    signal.signal(signal.SIGUSR1, _on_watchdog_signal)  # main thread only, as signal.signal requires
+    main = threading.main_thread().ident
     fired = threading.Event()
 
     def fire() -> None:
         fired.set()
-        _thread.interrupt_main()
+        _WATCHDOG_ARMED.set()
+        signal.pthread_kill(main, signal.SIGUSR1)
 
     timer = threading.Timer(watchdog_s, fire)
     timer.daemon = True
-    timer.start()
     try:
-        return True, fn()
+        try:
+            timer.start()
+            return True, fn()
+        finally:
+            timer.cancel()
+            timer.join()
+            _WATCHDOG_ARMED.clear()
+    except WatchdogFired:
+        return False, None
     except KeyboardInterrupt:
         if not fired.is_set():
             raise
         return False, None
-    finally:
-        timer.cancel()
 
 
 def _grade_here(task: tuple, watchdog_s: float) -> str | None:

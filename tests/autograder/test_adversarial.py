@@ -486,7 +486,7 @@ def _hanging_batch(fast, toy_zip, key_notebook, tmp_path, jobs: int) -> tuple[di
         t0 = time.monotonic()
         with pytest.raises(BatchIncomplete) as failed:
             grade_batch(zip_path, subs, out, jobs=jobs, progress=False, watchdog_s=6)
-        assert time.monotonic() - t0 < 90
+        assert time.monotonic() - t0 < (90 if jobs > 1 else 30)  # one submission: graded here, stopped by a signal
         assert failed.value.book.exists()
         rows = {r["name"]: r for r in csv.DictReader(failed.value.book.open())}
         assert all(float(rows[f"honest{i}"]["score"]) == 3.0 for i in range(3) if jobs > 1)
@@ -521,7 +521,7 @@ def test_a_stuck_grader_never_hangs_the_gradescope_layout(fast, toy_zip, key_not
     (results.parent.parent / "source" / ASSIGNMENT_FILE).write_bytes(slow.to_json())
     t0 = time.monotonic()
     run_autograder(results.parent.parent, watchdog_s=6)
-    assert time.monotonic() - t0 < 90  # the watchdog is seen when the cell's wait ends, as in a batch
+    assert time.monotonic() - t0 < 30  # the watchdog's signal interrupts the 60 s wait for the cell
     data = json.loads(results.read_text())
     assert validate_results(data) == [] and data["score"] == 0 and "took longer" in data["output"]
 

@@ -85,3 +85,22 @@ def _fork_server_and_its_idle_children() -> set[int]:
     pids = {getattr(forkserver._forkserver, "_forkserver_pid", None),
             getattr(resource_tracker._resource_tracker, "_pid", None)}
     return pids - {None}
+
+
+def test_the_watchdog_interrupts_a_blocking_wait_even_where_sigint_is_ignored():
+    """``batch.call_with_watchdog`` (one submission graded in the grader's
+    own process, and every Gradescope run) stops a wait at once, not when
+    it ends, and does so in a background job, where SIGINT is ignored."""
+    import signal
+    import threading
+
+    from autograder.batch import call_with_watchdog
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        t0 = time.monotonic()
+        assert call_with_watchdog(lambda: threading.Event().wait(60), 0.5) == (False, None)
+        assert time.monotonic() - t0 < 5
+        assert call_with_watchdog(lambda: "graded", 5.0) == (True, "graded")
+    finally:
+        signal.signal(signal.SIGINT, previous)
