@@ -83,6 +83,9 @@ Invariants (process side). Each: where it is enforced, the test that proves it.
    test_adversarial ``test_a_stuck_grader_never_hangs_the_gradescope_layout``);
    a grader failure is recorded, never a grade,
    and after two a submission gets 0, flagged (``batch.record_grader_failure``).
+   A worker writes a grade only while the batch waits for it (its pipe
+   open, ``workers.final_write``), so an interrupted batch never records a
+   sandbox killed by the shutdown as the student's crash.
    test_workers; test_adversarial ``test_a_stuck_grader_never_hangs_*``;
    test_batch_robustness.
 
