@@ -166,10 +166,7 @@ def test_attack_through_the_gradescope_layout(toy_zip, key_notebook, tmp_path, n
 def _in_one_parallel_batch(fast, toy_zip, key_notebook, tmp_path, cases) -> dict:
     """Each case's per-question scores from one ``grade_batch --jobs 2``
     (within the time limit) over the key with the case's cell appended."""
-    fast_zip = tmp_path / "fast.zip"
-    with zipfile.ZipFile(toy_zip) as src, zipfile.ZipFile(fast_zip, "w") as dst:
-        for item in src.infolist():
-            dst.writestr(item, fast.to_json() if item.filename == ASSIGNMENT_FILE else src.read(item))
+    fast_zip = _fast_zip(fast, toy_zip, tmp_path / "fast.zip")
     subs = [write_nb(tmp_path / "subs" / name / "week01.ipynb", with_extra_cell(key_notebook, attack)).parent
             for name, attack, _ in cases]
     t0 = time.monotonic()
@@ -456,12 +453,8 @@ def _fast_zip(fast, toy_zip: Path, path: Path) -> Path:
 
 
 def test_sandbox_reach_in_one_parallel_batch(fast, toy_zip, key_notebook, tmp_path, listener, secret):
-    fast_zip = _fast_zip(fast, toy_zip, tmp_path / "fast.zip")
-    cases = [(what, reach_attack(what, toy_zip, listener, secret)) for what in REACH] + [("honest", "pass")]
-    subs = [write_nb(tmp_path / "subs" / name / "week01.ipynb", with_extra_cell(key_notebook, attack)).parent
-            for name, attack in cases]
-    book = grade_batch(fast_zip, subs, tmp_path / "grades", jobs=2, progress=False)
-    rows = {r["name"]: {q: float(r[q]) for q in FULL} for r in csv.DictReader(book.open())}
+    cases = [(what, reach_attack(what, toy_zip, listener, secret), WRONG_SQUARE) for what in REACH]
+    rows = _in_one_parallel_batch(fast, toy_zip, key_notebook, tmp_path, cases + [("honest", "pass", FULL)])
     assert rows == {**{what: WRONG_SQUARE for what in REACH}, "honest": FULL}
     protection = json.loads((tmp_path / "grades" / "honest" / "grading.json").read_text())["protection"]
     assert any(p.startswith("landlock: active") for p in protection), protection

@@ -173,9 +173,7 @@ def test_a_course_week_reads_otter_fenced_markers_and_ignore_cells(tmp_path):
 def test_a_test_config_block_after_the_first_line_is_named(tmp_path):
     """Otter reads a test's config only on its first line: placed later,
     its keys (here hidden) would be silently ignored."""
-    p = _nb(tmp_path, [_raw("# ASSIGNMENT CONFIG\nname: week09"), _raw("# BEGIN QUESTION\nname: q1"),
-                       _raw("# BEGIN TESTS"),
-                       _code('x = 1\n""" # BEGIN TEST CONFIG\nhidden: true\n""" # END TEST CONFIG\nassert x == 1'),
-                       _raw("# END TESTS"), _raw("# END QUESTION")])
-    with pytest.raises(MasterFormatError, match=r"cell 4.*a test config block must start the cell"):
+    late = 'y = 1\n""" # BEGIN TEST CONFIG\nhidden: true\n""" # END TEST CONFIG\nassert y == 1'
+    p = _nb(tmp_path, [_raw("# ASSIGNMENT CONFIG\nname: week09"), *_question_cells("q1", tests=(late,))])
+    with pytest.raises(MasterFormatError, match=r"cell 5.*a test config block must start the cell"):
         parse_master(p)
