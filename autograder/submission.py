@@ -100,6 +100,7 @@ def find_notebook(path: Path, assignment: Assignment) -> tuple[Path, list[str]]:
 
 
 MAX_ZIP_MEMBERS = 1000
+MAX_ZIP_DEPTH = 16
 
 
 @contextmanager
@@ -112,9 +113,10 @@ def unpacked(path: Path):
     The zip is read as every submitted file is (:func:`read_submission_file`),
     then unpacked by this process alone: members are written as new regular
     files (never links, whatever the zip's attributes say) under names that
-    stay inside the folder (no absolute paths, no ``..``, nothing hidden), at
-    most ``MAX_ZIP_MEMBERS`` of them and ``MAX_NOTEBOOK_BYTES`` in all, counted
-    as they are decompressed (a zip bomb stops at the limit)."""
+    stay inside the folder (no absolute paths, no ``..``, nothing hidden, at
+    most ``MAX_ZIP_DEPTH`` folders deep), at most ``MAX_ZIP_MEMBERS`` of them
+    and ``MAX_NOTEBOOK_BYTES`` in all, counted as they are decompressed (a
+    zip bomb stops at the limit)."""
     if not path.is_dir() or path.is_symlink():
         yield path, []
         return
@@ -123,24 +125,35 @@ def unpacked(path: Path):
     if any(p.suffix in (".ipynb", ".py") for p in files) or len(zips) != 1:
         yield path, []
         return
-    raw = read_submission_file(zips[0])
     with tempfile.TemporaryDirectory(prefix="sodl-export-") as tmp:
-        _unzip(raw, zips[0].name, Path(tmp))
+        _unzip(read_submission_file(zips[0]), zips[0].name, Path(tmp))  # the raw bytes freed once unpacked
         yield Path(tmp), [f"Your submission is a zip ({zips[0].name}, as otter's export writes): "
                           "the notebook in it was graded."]
 
 
 def _unzip(raw: bytes, name: str, into: Path) -> None:
+    """Unpack ``raw`` into ``into`` within the limits :func:`unpacked`
+    states. Bounded before zipfile parses anything: zipfile builds a record
+    per central-directory entry, so entries are counted by their signature
+    first; only stored and deflated members (what otter's export writes)
+    are read, as zipfile caps a deflated member's output per read but
+    inflates a bzip2 or lzma chunk whole (a few hundred bytes could become
+    gigabytes before the budget is checked); folders nest at most
+    ``MAX_ZIP_DEPTH`` deep (os.walk and rmtree recurse)."""
     budget = MAX_NOTEBOOK_BYTES
+    if raw.count(b"PK\x01\x02") > MAX_ZIP_MEMBERS:  # an upper bound on the entries zipfile would parse
+        raise SubmissionError(f"{name} holds more than {MAX_ZIP_MEMBERS} files: submit the notebook itself.")
     try:
         with zipfile.ZipFile(io.BytesIO(raw)) as zf:
             members = [m for m in zf.infolist() if not m.is_dir()]
-            if len(members) > MAX_ZIP_MEMBERS:
-                raise SubmissionError(f"{name} holds more than {MAX_ZIP_MEMBERS} files: submit the notebook itself.")
+            odd = sorted({m.compress_type for m in members} - {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED})
+            if odd:
+                raise SubmissionError(f"{name} uses a compression otter's export does not (method {odd[0]}): "
+                                      "export the notebook again, or submit it itself.")
             for m in members:
                 parts = PurePosixPath(m.filename.replace("\\", "/")).parts
-                if not parts or m.filename.startswith("/") or any(p in ("", ".", "..") or p.startswith(".")
-                                                                  or p == "__MACOSX" for p in parts):
+                if not parts or m.filename.startswith("/") or len(parts) > MAX_ZIP_DEPTH or any(
+                        p in ("", ".", "..") or p.startswith(".") or p == "__MACOSX" for p in parts):
                     continue
                 target = into.joinpath(*parts)
                 target.parent.mkdir(parents=True, exist_ok=True)

@@ -30,10 +30,10 @@ def test_a_link_is_not_followed(tmp_path):
         read_submission_file(tmp_path / "week01.ipynb")
 
 
-def _zip(path, members: dict[str, bytes]):
+def _zip(path, members: dict[str, bytes], method=None):
     import zipfile
 
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+    with zipfile.ZipFile(path, "w", method or zipfile.ZIP_DEFLATED) as zf:
         for name, data in members.items():
             zf.writestr(name, data)
     return path
@@ -74,3 +74,25 @@ def test_a_broken_zip_is_named_and_a_notebook_beside_a_zip_wins(tmp_path):
     (tmp_path / "sub" / "hw01.ipynb").write_text("{}")
     with unpacked(tmp_path / "sub") as (folder, notes):
         assert folder == tmp_path / "sub" and notes == []
+
+
+def test_a_zip_is_bounded_before_it_is_decompressed(tmp_path):
+    """bzip2 and lzma members are refused (zipfile inflates their chunks
+    whole: 242 bytes of bzip2 hold 300 MB), entries are counted before
+    zipfile parses them, and folders nest only so deep."""
+    import zipfile
+
+    from autograder.submission import MAX_ZIP_DEPTH, MAX_ZIP_MEMBERS, unpacked
+
+    cases = {"bzip2": ({"hw01.ipynb": b"{}"}, zipfile.ZIP_BZIP2, "compression"),
+             "many": ({f"f{i}.py": b"" for i in range(MAX_ZIP_MEMBERS + 1)}, None, "more than 1000 files")}
+    for label, (members, method, message) in cases.items():
+        (tmp_path / label).mkdir()
+        _zip(tmp_path / label / "export.zip", members, method)
+        with pytest.raises(SubmissionError, match=message):
+            with unpacked(tmp_path / label):
+                pass
+    (tmp_path / "deep").mkdir()
+    _zip(tmp_path / "deep" / "export.zip", {"a/" * MAX_ZIP_DEPTH + "f.py": b"", "hw01.ipynb": b"{}"})
+    with unpacked(tmp_path / "deep") as (folder, _):
+        assert [p.name for p in folder.rglob("*") if p.is_file()] == ["hw01.ipynb"]
